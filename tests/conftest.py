@@ -1,0 +1,59 @@
+"""Shared fixtures: the real video, the real model (from ZVPANEL_MODEL) and real settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from zvpanel.config import Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+DEFAULT_MODEL = SHARED / "models" / "yolov8n_int8_openvino_model"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    """The model CI and developers test with: ZVPANEL_MODEL, else ../shared's OpenVINO YOLOv8n."""
+    path = os.environ.get("ZVPANEL_MODEL") or str(DEFAULT_MODEL)
+    if not Path(path).exists():
+        pytest.fail(
+            f"test model {path!r} not found: set ZVPANEL_MODEL to a local YOLO model "
+            f"(CI uses {DEFAULT_MODEL})"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_path() -> Path:
+    path = REPO_ROOT / "data" / "vtest.avi"
+    assert path.is_file(), f"sample video missing: {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def gt_path() -> Path:
+    path = SHARED / "ground_truth" / "vtest-first400" / "gt.txt"
+    if not path.is_file():
+        pytest.fail(f"ground truth {path} not found (CI has ../shared beside the clone)")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_path: str, video_path: Path, monkeypatch) -> Settings:
+    """Settings for one test: its own SQLite file, the real model, development mode."""
+    for name in list(os.environ):
+        if name.startswith("ZVPANEL_") and name != "ZVPANEL_MODEL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ZVPANEL_DB_PATH", str(tmp_path / "zvpanel.db"))
+    monkeypatch.setenv("ZVPANEL_MODEL", model_path)
+    monkeypatch.setenv("ZVPANEL_DEV_MODE", "1")
+    monkeypatch.setenv("ZVPANEL_SAMPLE_VIDEO", str(video_path))
+    return load_settings()

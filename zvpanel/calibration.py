@@ -1,0 +1,160 @@
+"""A camera's calibration: region of interest, counting lines, detection rate, hysteresis."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CalibrationError
+from .geometry import Anchor
+
+__all__ = [
+    "Orientation",
+    "CountingLine",
+    "Calibration",
+    "MIN_DETECTION_FPS",
+    "MAX_DETECTION_FPS",
+    "parse_calibration",
+]
+
+Orientation = Literal["leftToRight", "rightToLeft"]
+MIN_DETECTION_FPS = 0.5
+MAX_DETECTION_FPS = 30.0
+#: A line shorter than this (pixels) cannot be crossed reliably.
+MIN_LINE_LENGTH = 10.0
+
+
+class CountingLine(BaseModel):
+    """A segment from (x1, y1) to (x2, y2) in image pixels, with the direction that is entry.
+
+    Side of a point p: sign of ``(x2-x1)*(py-y1) - (y2-y1)*(px-x1)`` (y points down).
+    ``leftToRight``: side +1 -> -1 is an entry, -1 -> +1 an exit; ``rightToLeft`` the reverse.
+    For a line drawn top to bottom, ``leftToRight`` makes walking left-to-right an entry.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field("line-1", min_length=1, max_length=64, description="Name, unique per camera.")
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    orientation: Orientation = "leftToRight"
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return (self.x1, self.y1)
+
+    @property
+    def end(self) -> tuple[float, float]:
+        return (self.x2, self.y2)
+
+    @property
+    def length(self) -> float:
+        return math.hypot(self.x2 - self.x1, self.y2 - self.y1)
+
+    @property
+    def entry_side(self) -> int:
+        """The side (+1/-1) people come *to* when they enter."""
+        return -1 if self.orientation == "leftToRight" else 1
+
+
+class Calibration(BaseModel):
+    """Everything the engine needs to count on one camera."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roi: tuple[float, float, float, float] | None = Field(
+        None, description="Region of interest x1, y1, x2, y2 in pixels; None = whole frame."
+    )
+    lines: tuple[CountingLine, ...] = Field(..., min_length=1, description="Counting lines.")
+    detection_fps: float = Field(
+        5.0,
+        ge=MIN_DETECTION_FPS,
+        le=MAX_DETECTION_FPS,
+        description="Target detections per second of video.",
+    )
+    anchor: Anchor = Field("bottom_center", description="Point of a box that crosses the line.")
+    min_distance: float = Field(
+        4.0, ge=0.0, le=200.0, description="Hysteresis: pixels past the line before a side counts."
+    )
+    min_frames: int = Field(
+        1, ge=1, le=30, description="Hysteresis: detections on the new side before it counts."
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _ordered_roi(cls, roi: tuple[float, float, float, float] | None):
+        if roi is not None:
+            x1, y1, x2, y2 = roi
+            if x2 <= x1 or y2 <= y1:
+                raise ValueError(f"roi {roi} must have x1 < x2 and y1 < y2")
+        return roi
+
+    @model_validator(mode="after")
+    def _lines_ok(self) -> Calibration:
+        ids = [line.id for line in self.lines]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"line ids must be unique, got {ids}")
+        for line in self.lines:
+            if line.length < MIN_LINE_LENGTH:
+                raise ValueError(
+                    f"line {line.id!r} is {line.length:.1f} px long; it must be at least "
+                    f"{MIN_LINE_LENGTH:.0f} px"
+                )
+        return self
+
+    def check_frame(self, width: int, height: int) -> None:
+        """Raise :class:`CalibrationError` if the calibration does not fit a WxH frame."""
+        problems: list[str] = []
+
+        def inside(x: float, y: float) -> bool:
+            return 0 <= x <= width and 0 <= y <= height
+
+        for line in self.lines:
+            for name, (x, y) in (("start", line.start), ("end", line.end)):
+                if not inside(x, y):
+                    problems.append(
+                        f"line {line.id!r} {name} ({x:g}, {y:g}) is outside the {width}x{height} frame"
+                    )
+        if self.roi is not None:
+            x1, y1, x2, y2 = self.roi
+            if not (inside(x1, y1) and inside(x2, y2)):
+                problems.append(f"roi {self.roi} is outside the {width}x{height} frame")
+            for line in self.lines:
+                for name, (x, y) in (("start", line.start), ("end", line.end)):
+                    if not (x1 <= x <= x2 and y1 <= y <= y2):
+                        problems.append(
+                            f"line {line.id!r} {name} ({x:g}, {y:g}) is outside the roi {self.roi}"
+                        )
+        if problems:
+            raise CalibrationError("; ".join(problems))
+
+    @classmethod
+    def single_line(
+        cls,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        orientation: Orientation = "leftToRight",
+        **kwargs,
+    ) -> Calibration:
+        line = CountingLine(x1=x1, y1=y1, x2=x2, y2=y2, orientation=orientation)
+        return parse_calibration({"lines": [line.model_dump()], **kwargs})
+
+
+def parse_calibration(data: dict | str) -> Calibration:
+    """Build a calibration from a dict or JSON text; raise CalibrationError naming each problem."""
+    try:
+        if isinstance(data, str):
+            return Calibration.model_validate_json(data)
+        return Calibration.model_validate(data)
+    except ValidationError as error:
+        parts = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"]) or "calibration"
+            parts.append(f"{where}: {item['msg']}")
+        raise CalibrationError("invalid calibration: " + "; ".join(parts)) from None

@@ -1,0 +1,217 @@
+"""Settings, read once from ``ZVPANEL_*`` environment variables (and optionally a TOML file).
+
+Every field has a default that runs on a fresh machine, except the JWT secret, which
+must be set unless ``ZVPANEL_DEV_MODE=1`` says this is a local development server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "get_settings", "ENV_PREFIX", "PROJECT_ROOT"]
+
+ENV_PREFIX = "ZVPANEL_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where a development server keeps the secret it generated (never used outside dev mode).
+DEV_SECRET_FILE = ".dev_jwt_secret"
+
+
+class Settings(BaseSettings):
+    """All of zvpanel's settings. Environment: ``ZVPANEL_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+    )
+
+    config_file: Path | None = Field(
+        None, description="Optional TOML file with any of these settings (env vars win)."
+    )
+    db_path: Path = Field(
+        Path("data/zvpanel.db"), description="SQLite database file; created and migrated on start."
+    )
+    model: str = Field(
+        "yolov8n.pt",
+        description=(
+            "YOLO weights: a name Ultralytics downloads (needs internet), or a path to a "
+            ".pt file, an .onnx file or an OpenVINO model folder."
+        ),
+    )
+    person_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["person"],
+        description="Model class names counted as people (comma separated).",
+    )
+    confidence: float = Field(
+        0.25, gt=0.0, lt=1.0, description="Minimum detection confidence kept (0-1)."
+    )
+    imgsz: int = Field(
+        640, ge=32, le=2048, description="Inference size in pixels (a multiple of 32)."
+    )
+    tracker: str = Field(
+        "bytetrack", description="Tracker: 'bytetrack' or 'botsort' (both ship with Ultralytics)."
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="Secret that signs login sessions and API tokens (32+ characters)."
+    )
+    jwt_expiry_minutes: int = Field(
+        12 * 60, ge=1, le=60 * 24 * 30, description="Lifetime of a session or API token."
+    )
+    dev_mode: bool = Field(
+        False,
+        description=(
+            "Local development: generates a JWT secret if none is set and creates an "
+            "admin/admin user on an empty database. Never use in production."
+        ),
+    )
+    admin_username: str | None = Field(
+        None, description="First admin, created at start-up if no user exists yet."
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the first admin (with ZVPANEL_ADMIN_USERNAME)."
+    )
+    sample_video: Path = Field(
+        Path("data/vtest.avi"), description="Video of the demo camera created on a fresh database."
+    )
+    demo: bool = Field(True, description="Create a demo store and camera on an empty database.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Origins (host[:port]) allowed on the WebSocket feed, comma separated.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ConfigError(
+                    f"{ENV_PREFIX}CONFIG_FILE={config_file!r}: no such file. "
+                    "Point it at a TOML file or unset it."
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("person_classes", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("person_classes")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one class name, e.g. 'person'")
+        return value
+
+    @field_validator("imgsz")
+    @classmethod
+    def _multiple_of_32(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError(f"{value} is not a multiple of 32 (try {round(value / 32) * 32})")
+        return value
+
+    @field_validator("tracker")
+    @classmethod
+    def _known_tracker(cls, value: str) -> str:
+        if value not in ("bytetrack", "botsort"):
+            raise ValueError(f"{value!r} is not 'bytetrack' or 'botsort'")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "is shorter than 32 characters; generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _admin_pair(self) -> Settings:
+        if (self.admin_username is None) != (self.admin_password is None):
+            raise ValueError(
+                f"set both {ENV_PREFIX}ADMIN_USERNAME and {ENV_PREFIX}ADMIN_PASSWORD, or neither"
+            )
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def resolve(self, path: Path) -> Path:
+        """A relative path is taken from the working directory."""
+        return path if path.is_absolute() else Path.cwd() / path
+
+    @property
+    def db_file(self) -> Path:
+        return self.resolve(self.db_path)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.db_file.parent
+
+    def secret(self) -> str:
+        """The JWT secret; stops with a clear message when none is configured outside dev mode."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if not self.dev_mode:
+            raise ConfigError(
+                f"{ENV_PREFIX}JWT_SECRET is not set. Set it to a random string of 32+ "
+                "characters (python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                f"or set {ENV_PREFIX}DEV_MODE=1 on a development machine."
+            )
+        # Development only: a random secret kept beside the database, so sessions survive
+        # a restart. It is generated, never hard-coded.
+        path = self.data_dir / DEV_SECRET_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = ["Invalid zvpanel settings:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        env = f"{ENV_PREFIX}{field.upper()}"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) or field == "jwt_secret" else f" (got {value!r})"
+        lines.append(f"  {env}{shown}: {item['msg']}")
+    lines.append("Fix the environment variable(s) above and start again.")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise :class:`ConfigError` naming each bad one."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,5 @@
+"""Line crossing: tracked boxes in, entry/exit events out. Pure: no I/O, no clocks."""
+
+from .line_counter import CrossingEvent, LineCounter, MultiLineCounter
+
+__all__ = ["CrossingEvent", "LineCounter", "MultiLineCounter"]

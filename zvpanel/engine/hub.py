@@ -1,0 +1,110 @@
+"""The newest result of every camera, handed to whoever listens, without ever waiting.
+
+The engine's camera threads call :meth:`ResultHub.publish`. Listeners (WebSocket
+handlers, dashboard sessions) are called on that thread and must return at once: the
+usual listener keeps a one-slot "newest" buffer and wakes its own event loop with
+``IOLoop.add_callback``. Nobody waits on a slow viewer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .result import CameraStatus, FrameResult
+
+__all__ = ["ResultHub", "Subscription", "Listener"]
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[FrameResult], None]
+
+
+@dataclass(eq=False)
+class Subscription:
+    hub: ResultHub
+    camera_ids: frozenset[int] | None  # None: every camera
+    listener: Listener
+    wants_frames: bool = False
+
+    def close(self) -> None:
+        self.hub._remove(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ResultHub:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[int, FrameResult] = {}
+        self._status: dict[int, CameraStatus] = {}
+        self._subs: list[Subscription] = []
+        self._frame_demand: dict[int, int] = defaultdict(int)
+
+    # ----------------------------------------------------------------- engine side
+    def publish(self, result: FrameResult) -> None:
+        with self._lock:
+            self._latest[result.camera_id] = result
+            self._status[result.camera_id] = result.status
+            subs = [s for s in self._subs if s.camera_ids is None or result.camera_id in s.camera_ids]
+        for sub in subs:
+            try:
+                sub.listener(result)
+            except Exception:  # a broken listener must not stop the camera
+                log.exception("listener failed for camera %s", result.camera_id)
+
+    def set_status(self, status: CameraStatus) -> None:
+        """Status without a frame (connecting, reconnecting, offline)."""
+        with self._lock:
+            self._status[status.camera_id] = status
+
+    def forget(self, camera_id: int) -> None:
+        with self._lock:
+            self._latest.pop(camera_id, None)
+            self._status.pop(camera_id, None)
+
+    def frames_wanted(self, camera_id: int) -> bool:
+        """True while some subscriber wants this camera's images (so encode them)."""
+        return self._frame_demand.get(camera_id, 0) > 0
+
+    # ----------------------------------------------------------------- reader side
+    def latest(self, camera_id: int) -> FrameResult | None:
+        return self._latest.get(camera_id)
+
+    def status(self, camera_id: int) -> CameraStatus | None:
+        return self._status.get(camera_id)
+
+    def statuses(self) -> dict[int, CameraStatus]:
+        with self._lock:
+            return dict(self._status)
+
+    def subscribe(
+        self,
+        listener: Listener,
+        camera_ids: Iterable[int] | None = None,
+        wants_frames: bool = False,
+    ) -> Subscription:
+        ids = None if camera_ids is None else frozenset(camera_ids)
+        sub = Subscription(self, ids, listener, wants_frames)
+        with self._lock:
+            self._subs.append(sub)
+            if wants_frames:
+                for camera_id in ids or ():
+                    self._frame_demand[camera_id] += 1
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub not in self._subs:
+                return
+            self._subs.remove(sub)
+            if sub.wants_frames:
+                for camera_id in sub.camera_ids or ():
+                    self._frame_demand[camera_id] -= 1

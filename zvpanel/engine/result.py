@@ -1,0 +1,59 @@
+"""What the engine publishes for every processed frame, and a camera's live status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..calibration import Calibration
+from ..counting import CrossingEvent
+from ..detections import Detections
+from ..sources.frame import Frame
+
+__all__ = ["SourceState", "CameraStatus", "FrameResult"]
+
+SourceState = Literal["starting", "online", "reconnecting", "offline", "stopped"]
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A snapshot of one camera's health, safe to hand to any thread."""
+
+    camera_id: int
+    state: SourceState = "starting"
+    last_error: str | None = None
+    target_fps: float = 0.0
+    actual_fps: float = 0.0
+    processing_ms: float = 0.0  # detect + track + count, per processed frame (moving mean)
+    frames_decoded: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0  # decoded but never processed (the engine only takes the newest)
+    hardware_limited: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "camera_id": self.camera_id,
+            "status": self.state,
+            "last_error": self.last_error,
+            "target_fps": round(self.target_fps, 3),
+            "actual_fps": round(self.actual_fps, 3),
+            "processing_ms": round(self.processing_ms, 2),
+            "frames_decoded": self.frames_decoded,
+            "frames_processed": self.frames_processed,
+            "frames_dropped": self.frames_dropped,
+            "hardware_limited": self.hardware_limited,
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame: what was seen, tracked and counted on it."""
+
+    camera_id: int
+    frame: Frame
+    detections: Detections  # tracked people, full-frame pixels
+    events: tuple[CrossingEvent, ...]
+    counts: dict[str, dict[str, int]]  # line id -> {"entries": n, "exits": n}
+    calibration: Calibration
+    status: CameraStatus
+    labels: tuple[str, ...] = field(default=("person",))  # class_id -> label
