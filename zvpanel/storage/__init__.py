@@ -1,0 +1,56 @@
+"""SQLite storage: schema and migrations, the database, the event writer, chart queries.
+
+See :mod:`zvpanel.storage.database` for the one-writer rule and what deleting does
+(a deleted camera is archived; its events stay and keep counting).
+"""
+
+from __future__ import annotations
+
+from .bootstrap import DEMO_CALIBRATION, BootstrapResult, bootstrap
+from .database import (
+    BUSY_TIMEOUT_SECONDS,
+    MIN_PASSWORD_LENGTH,
+    Camera,
+    Change,
+    ConflictError,
+    Database,
+    Event,
+    EventRow,
+    InvalidValueError,
+    Store,
+    User,
+    parse_utc,
+    utc_text,
+    validate_timezone,
+)
+from .queries import binned_counts, events_frame, occupancy, per_camera
+from .schema import SCHEMA_VERSION
+from .writer import EVENT_QUEUE_SIZE, EventWriter, WriterStats
+
+__all__ = [
+    "Database",
+    "User",
+    "Store",
+    "Camera",
+    "Event",
+    "EventRow",
+    "Change",
+    "InvalidValueError",
+    "ConflictError",
+    "utc_text",
+    "parse_utc",
+    "validate_timezone",
+    "BUSY_TIMEOUT_SECONDS",
+    "MIN_PASSWORD_LENGTH",
+    "SCHEMA_VERSION",
+    "EventWriter",
+    "WriterStats",
+    "EVENT_QUEUE_SIZE",
+    "events_frame",
+    "binned_counts",
+    "occupancy",
+    "per_camera",
+    "bootstrap",
+    "BootstrapResult",
+    "DEMO_CALIBRATION",
+]

@@ -1,0 +1,404 @@
+"""Admin commands: ``init``, ``user``, ``store``, ``camera`` and ``calibrate``.
+
+Each opens the database named by the settings (``ZVPANEL_DB_PATH``), which creates and
+migrates it if needed. They are safe to run while a server uses the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..calibration import Calibration, parse_calibration
+from ..config import load_settings
+from ..errors import CalibrationError, SourceError, ZvpanelError
+from ..storage import Database, InvalidValueError, bootstrap
+from ..storage.schema import SCHEMA_VERSION
+
+__all__ = ["register"]
+
+ORIENTATIONS = ("leftToRight", "rightToLeft")
+ANCHORS = ("bottom_center", "center")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the admin commands to the ``zvpanel`` parser's sub-commands."""
+    _init_command(sub)
+    _user_commands(sub)
+    _store_commands(sub)
+    _camera_commands(sub)
+    _calibrate_command(sub)
+
+
+def _open_db() -> Database:
+    return Database(load_settings().db_file)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# --------------------------------------------------------------------------- init
+def _init_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "init",
+        help="create or migrate the database, then add the first admin / demo store",
+        description="Create or migrate the database (ZVPANEL_DB_PATH) and run the start-up "
+        "bootstrap: the admin from ZVPANEL_ADMIN_USERNAME/PASSWORD, admin/admin in dev mode, "
+        "the demo store and camera when ZVPANEL_DEMO is on.",
+    )
+    p.set_defaults(func=_init)
+
+
+def _init(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with Database(settings.db_file) as db:
+        result = bootstrap(db, settings)
+        print(f"database {db.path} (schema version {SCHEMA_VERSION})")
+        if result.admin:
+            print(f"created admin user {result.admin!r}")
+        if result.store_id is not None:
+            print(f"created demo store {result.store_id} with demo camera {result.camera_id}")
+        if not db.count_users():
+            print("no user yet: add one with 'zvpanel user add NAME --admin'")
+    return 0
+
+
+# --------------------------------------------------------------------------- users
+def _user_commands(sub: argparse._SubParsersAction) -> None:
+    user = sub.add_parser("user", help="add users, list them, make admins, reset passwords")
+    cmds = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+
+    p = cmds.add_parser("add", help="add a user (asks for the password)")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="may change stores, cameras and users")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(func=_user_add)
+
+    p = cmds.add_parser("list", help="list users")
+    p.set_defaults(func=_user_list)
+
+    p = cmds.add_parser("set-admin", help="make a user an admin (or not, with --off)")
+    p.add_argument("name")
+    p.add_argument("--off", action="store_true", help="remove the admin flag")
+    p.set_defaults(func=_user_set_admin)
+
+    p = cmds.add_parser("passwd", help="set a user's password (asks for it)")
+    p.add_argument("name")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(func=_user_passwd)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InvalidValueError("no password on standard input")
+        return password
+    password = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Repeat it: ") != password:
+        raise InvalidValueError("the two passwords differ; nothing changed")
+    return password
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    with _open_db() as db:
+        user = db.create_user(args.name, password, is_admin=args.admin)
+    print(f"created {'admin' if user.is_admin else 'user'} {user.username!r}")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        users = db.list_users()
+    _table(
+        ("ID", "USERNAME", "ADMIN", "CREATED (UTC)"),
+        [
+            (u.id, u.username, "yes" if u.is_admin else "no", f"{u.created_at:%Y-%m-%d %H:%M}")
+            for u in users
+        ],
+    )
+    return 0
+
+
+def _user_set_admin(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        user = db.set_admin(args.name, not args.off)
+    print(f"{user.username!r} is {'now an admin' if user.is_admin else 'no longer an admin'}")
+    return 0
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        db.get_user(args.name)  # say "no such user" before asking for a password
+        db.reset_password(args.name, _read_password(args))
+    print(f"password of {args.name!r} changed")
+    return 0
+
+
+# --------------------------------------------------------------------------- stores
+def _store_commands(sub: argparse._SubParsersAction) -> None:
+    store = sub.add_parser("store", help="add and list stores")
+    cmds = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+
+    p = cmds.add_parser("add", help="add a store")
+    p.add_argument("name")
+    p.add_argument(
+        "--timezone", default="UTC", help="IANA time zone, e.g. Europe/Paris (default UTC)"
+    )
+    p.set_defaults(func=_store_add)
+
+    p = cmds.add_parser("list", help="list stores")
+    p.set_defaults(func=_store_list)
+
+
+def _store_add(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        store = db.create_store(args.name, args.timezone)
+    print(f"created store {store.id} {store.name!r} ({store.timezone})")
+    return 0
+
+
+def _store_list(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        stores = db.list_stores()
+        rows = [(s.id, s.name, s.timezone, len(db.list_cameras(s.id))) for s in stores]
+    _table(("ID", "NAME", "TIMEZONE", "CAMERAS"), rows)
+    return 0
+
+
+# --------------------------------------------------------------------------- cameras
+def _camera_commands(sub: argparse._SubParsersAction) -> None:
+    camera = sub.add_parser("camera", help="add, list, enable, disable and delete cameras")
+    cmds = camera.add_subparsers(dest="camera_command", required=True, metavar="ACTION")
+
+    p = cmds.add_parser(
+        "add",
+        help="add a camera (opens the source once to check it)",
+        description="SOURCE is a video file, an rtsp/http(s) URL or a webcam index.",
+    )
+    p.add_argument("store_id", type=int, metavar="STORE_ID")
+    p.add_argument("name")
+    p.add_argument("source")
+    p.add_argument("--no-probe", action="store_true", help="do not open the source first")
+    p.add_argument("--disabled", action="store_true", help="add it switched off")
+    p.set_defaults(func=_camera_add)
+
+    p = cmds.add_parser("list", help="list cameras")
+    p.add_argument("--store", type=int, metavar="STORE_ID", help="only this store's cameras")
+    p.add_argument("--all", action="store_true", help="include deleted (archived) cameras")
+    p.set_defaults(func=_camera_list)
+
+    for action, func, text in (
+        ("enable", _camera_enable, "switch a camera on"),
+        ("disable", _camera_disable, "switch a camera off"),
+        ("delete", _camera_delete, "delete (archive) a camera; its events are kept"),
+    ):
+        p = cmds.add_parser(action, help=text)
+        p.add_argument("camera_id", type=int, metavar="ID")
+        p.set_defaults(func=func)
+
+
+def _normalise_source(source: str) -> str:
+    """A file path is stored absolute, so the server finds it whatever its directory."""
+    from ..sources import source_kind
+
+    if source_kind(source) == "file":
+        return str(Path(source).expanduser().resolve())
+    return source.strip()
+
+
+def _camera_add(args: argparse.Namespace) -> int:
+    source = _normalise_source(args.source)
+    if not args.no_probe:
+        from ..sources import probe_source
+
+        try:
+            info = probe_source(source)
+        except SourceError as error:
+            raise SourceError(f"{error}; camera not added (--no-probe adds it anyway)") from None
+        print(f"source opened: {info.width}x{info.height}, {info.fps:g} fps ({info.kind})")
+    with _open_db() as db:
+        camera = db.create_camera(args.store_id, args.name, source, enabled=not args.disabled)
+    state = "enabled" if camera.enabled else "disabled"
+    print(f"created camera {camera.id} {camera.name!r} in store {camera.store_id} ({state})")
+    if camera.enabled:
+        print(f"it counts once calibrated: zvpanel calibrate {camera.id} --line X1 Y1 X2 Y2")
+    return 0
+
+
+def _camera_list(args: argparse.Namespace) -> int:
+    from ..sources import describe_source
+
+    with _open_db() as db:
+        cameras = db.list_cameras(args.store, include_deleted=args.all)
+        calibrated = {c.id: db.get_calibration(c.id) is not None for c in cameras}
+    rows = []
+    for c in cameras:
+        state = "deleted" if c.archived else ("enabled" if c.enabled else "disabled")
+        rows.append(
+            (
+                c.id,
+                c.store_id,
+                c.name,
+                state,
+                "yes" if calibrated[c.id] else "no",
+                describe_source(c.source),
+            )
+        )
+    _table(("ID", "STORE", "NAME", "STATE", "CALIBRATED", "SOURCE"), rows)
+    return 0
+
+
+def _camera_enable(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        camera = db.set_enabled(args.camera_id, True)
+    print(f"camera {camera.id} {camera.name!r} enabled")
+    return 0
+
+
+def _camera_disable(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        camera = db.set_enabled(args.camera_id, False)
+    print(f"camera {camera.id} {camera.name!r} disabled")
+    return 0
+
+
+def _camera_delete(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        camera = db.delete_camera(args.camera_id)
+        kept = sum(db.count_events(camera_id=camera.id).values())
+    print(f"camera {camera.id} {camera.name!r} deleted; its {kept} recorded event(s) are kept")
+    return 0
+
+
+# --------------------------------------------------------------------------- calibration
+def _calibrate_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="set a camera's counting line(s), ROI and detection rate (or show them)",
+        description="Without --line, print the camera's calibration as JSON. With --line "
+        "(repeatable), replace its lines; other options not given keep their current value. "
+        "Orientation leftToRight: for a line drawn top to bottom, walking left to right on "
+        "screen is an entry.",
+    )
+    p.add_argument("camera_id", type=int, metavar="CAMERA_ID")
+    p.add_argument(
+        "--line",
+        nargs=4,
+        type=float,
+        action="append",
+        metavar=("X1", "Y1", "X2", "Y2"),
+        help="a counting line in pixels (repeat for several lines)",
+    )
+    p.add_argument(
+        "--line-id", action="append", metavar="ID", help="name of each line (default line-1, ...)"
+    )
+    p.add_argument(
+        "--orientation",
+        action="append",
+        choices=ORIENTATIONS,
+        help="entry direction: once for all lines, or once per line",
+    )
+    roi = p.add_mutually_exclusive_group()
+    roi.add_argument(
+        "--roi", nargs=4, type=float, metavar=("X1", "Y1", "X2", "Y2"), help="region of interest"
+    )
+    roi.add_argument("--no-roi", action="store_true", help="detect on the whole frame")
+    p.add_argument("--fps", type=float, help="detections per second")
+    p.add_argument("--anchor", choices=ANCHORS, help="point of a box that crosses the line")
+    p.add_argument("--min-distance", type=float, help="pixels past the line before it counts")
+    p.add_argument("--min-frames", type=int, help="detections past the line before it counts")
+    p.add_argument(
+        "--no-probe", action="store_true", help="do not open the source to check the frame size"
+    )
+    p.set_defaults(func=_calibrate)
+
+
+def _lines(args: argparse.Namespace) -> list[dict[str, Any]]:
+    n = len(args.line)
+    ids = args.line_id or [f"line-{i + 1}" for i in range(n)]
+    if len(ids) != n:
+        raise CalibrationError(f"{len(ids)} --line-id for {n} --line; give one per line")
+    orientations = args.orientation or ["leftToRight"]
+    if len(orientations) == 1:
+        orientations = orientations * n
+    if len(orientations) != n:
+        raise CalibrationError(
+            f"{len(orientations)} --orientation for {n} --line; give one, or one per line"
+        )
+    return [
+        {"id": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "orientation": o}
+        for i, (x1, y1, x2, y2), o in zip(ids, args.line, orientations, strict=True)
+    ]
+
+
+def _new_calibration(args: argparse.Namespace, current: Calibration | None) -> Calibration:
+    data: dict[str, Any] = current.model_dump() if current else {}
+    data["lines"] = _lines(args)
+    if args.roi:
+        data["roi"] = tuple(args.roi)
+    elif args.no_roi:
+        data["roi"] = None
+    for key, value in (
+        ("detection_fps", args.fps),
+        ("anchor", args.anchor),
+        ("min_distance", args.min_distance),
+        ("min_frames", args.min_frames),
+    ):
+        if value is not None:
+            data[key] = value
+    return parse_calibration(data)
+
+
+def _check_frame(calibration: Calibration, source: str) -> None:
+    from ..sources import probe_source
+
+    try:
+        info = probe_source(source)
+    except SourceError as error:
+        print(
+            f"warning: could not open the source to check the frame size ({error}); "
+            "saved without that check",
+            file=sys.stderr,
+        )
+        return
+    calibration.check_frame(info.width, info.height)
+    print(f"fits the {info.width}x{info.height} frame")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        camera = db.get_camera(args.camera_id)
+        current = db.get_calibration(camera.id)
+        if not args.line:
+            changes = (args.line_id, args.orientation, args.roi, args.no_roi, args.fps, args.anchor)
+            if any(changes) or args.min_distance is not None or args.min_frames is not None:
+                raise CalibrationError("give --line X1 Y1 X2 Y2 to change the calibration")
+            if current is None:
+                print(f"camera {camera.id} {camera.name!r} has no calibration")
+                return 1
+            print(json.dumps(current.model_dump(mode="json"), indent=2))
+            return 0
+        if camera.archived:
+            raise ZvpanelError(f"camera {camera.id} ({camera.name!r}) is deleted")
+        calibration = _new_calibration(args, current)
+        if not args.no_probe:
+            _check_frame(calibration, camera.source)
+        db.set_calibration(camera.id, calibration)
+    names = ", ".join(line.id for line in calibration.lines)
+    print(f"calibration of camera {camera.id} {camera.name!r} saved (lines: {names})")
+    return 0
