@@ -1,0 +1,21 @@
+"""Per-camera person tracking (Ultralytics' ByteTrack / BoT-SORT) on :class:`Detections`."""
+
+from .tracker import (
+    DEFAULT_IOU_BUFFER,
+    DEFAULT_OVERRIDES,
+    MAX_BOX_PAD,
+    REFERENCE_FPS,
+    TRACKER_KINDS,
+    PersonTracker,
+    TrackerKind,
+)
+
+__all__ = [
+    "PersonTracker",
+    "TrackerKind",
+    "TRACKER_KINDS",
+    "REFERENCE_FPS",
+    "DEFAULT_OVERRIDES",
+    "DEFAULT_IOU_BUFFER",
+    "MAX_BOX_PAD",
+]
