@@ -268,3 +268,21 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
         [str(script), "camera", "enable", "5"], env=env, capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "zvpanel: error: no camera with id 5" in bad.stderr
+
+
+def test_calibrate_warns_about_a_badly_placed_line(db_file, capsys):
+    run(capsys, "store", "add", "Shop")
+    run(capsys, "camera", "add", "1", "Door", str(VIDEO))
+    # Along the bottom edge of the frame: saved, with a warning that names the problem.
+    code, out, _ = run(capsys, "calibrate", "1", "--line", "10", "570", "700", "570")
+    assert code == 0 and "warning [near_edge]" in out
+
+
+@pytest.mark.model
+def test_calibrate_check_runs_the_model_on_the_footage(db_file, capsys, model_path, monkeypatch):
+    monkeypatch.setenv("ZVPANEL_MODEL", model_path)
+    run(capsys, "store", "add", "Shop")
+    run(capsys, "camera", "add", "1", "Door", str(VIDEO))
+    # A short line in the top-left corner, where nobody walks.
+    code, out, _ = run(capsys, "calibrate", "1", "--line", "20", "20", "120", "20", "--check")
+    assert code == 0 and "warning [few_tracks]" in out

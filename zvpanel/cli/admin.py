@@ -325,6 +325,12 @@ def _calibrate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-probe", action="store_true", help="do not open the source to check the frame size"
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="warn about lines near a frame edge, outside the ROI, along the main walking "
+        "direction or crossed by few people (runs the model on the source's first frames)",
+    )
     p.set_defaults(func=_calibrate)
 
 
@@ -378,6 +384,19 @@ def _check_frame(calibration: Calibration, source: str) -> None:
         return
     calibration.check_frame(info.width, info.height)
     print(f"fits the {info.width}x{info.height} frame")
+    from ..calibration_check import check_calibration, format_warnings
+
+    warnings = check_calibration(calibration, (info.width, info.height))
+    if warnings:
+        print(format_warnings(warnings))
+
+
+def _check_footage(calibration: Calibration, source: str) -> None:
+    from ..calibration_check import check_footage, format_warnings
+    from ..config import load_settings
+
+    warnings = check_footage(calibration, source, load_settings())
+    print(format_warnings(warnings))
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -392,12 +411,16 @@ def _calibrate(args: argparse.Namespace) -> int:
                 print(f"camera {camera.id} {camera.name!r} has no calibration")
                 return 1
             print(json.dumps(current.model_dump(mode="json"), indent=2))
+            if args.check:
+                _check_footage(current, camera.source)
             return 0
         if camera.archived:
             raise ZvpanelError(f"camera {camera.id} ({camera.name!r}) is deleted")
         calibration = _new_calibration(args, current)
         if not args.no_probe:
             _check_frame(calibration, camera.source)
+        if args.check:
+            _check_footage(calibration, camera.source)
         db.set_calibration(camera.id, calibration)
     names = ", ".join(line.id for line in calibration.lines)
     print(f"calibration of camera {camera.id} {camera.name!r} saved (lines: {names})")
