@@ -1,0 +1,136 @@
+"""Wiring: settings -> database -> bootstrap -> hub -> event writer -> detector -> engine.
+
+``App.start()`` is the list of ``start_*`` steps in order and ``App.stop()`` undoes them
+in reverse. A server process uses one :func:`get_app` (started once, thread-safe): the
+Panel ``--setup`` script and the WebSocket routes both call it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+
+from .config import Settings, get_settings
+from .detection import YoloDetector
+from .engine import Engine, ResultHub
+from .storage import Database, EventWriter, bootstrap
+
+__all__ = ["App", "get_app", "stop_app"]
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    """Everything a zvpanel server runs, built from one :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database | None = None
+        self.hub: ResultHub | None = None
+        self.writer: EventWriter | None = None
+        self.detector: YoloDetector | None = None
+        self.engine: Engine | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self) -> App:
+        try:
+            self.start_database()
+            self.start_bootstrap()
+            self.start_hub()
+            self.start_event_writer()
+            self.start_detector()
+            self.start_engine()
+        except BaseException:
+            self.stop()  # undo the steps that did run
+            raise
+        self.started = True
+        log.info("zvpanel started (database %s)", self.settings.db_file)
+        return self
+
+    def stop(self) -> None:
+        self.stop_engine()
+        self.stop_event_writer()
+        self.stop_database()
+        self.started = False
+
+    def __enter__(self) -> App:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ steps
+    def start_database(self) -> None:
+        """Open the SQLite file (created and migrated on first use)."""
+        self.db = Database(self.settings.db_file)
+
+    def start_bootstrap(self) -> None:
+        """First admin user, demo store and camera on an empty database."""
+        bootstrap(self.db, self.settings)
+
+    def start_hub(self) -> None:
+        self.hub = ResultHub()
+
+    def start_event_writer(self) -> None:
+        """The one thread that writes events to SQLite."""
+        self.writer = EventWriter(self.db)  # its thread starts here
+
+    def start_detector(self) -> None:
+        """Load the model once (raises ModelError naming ZVPANEL_MODEL if it is missing)."""
+        self.detector = YoloDetector.from_settings(self.settings)
+        self.detector.warmup()
+
+    def start_engine(self) -> None:
+        self.engine = Engine(
+            self.db, self.hub, self.writer, self.detector, tracker_kind=self.settings.tracker
+        )
+        self.engine.start()
+
+    def stop_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+
+    def stop_event_writer(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def stop_database(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+_app: App | None = None
+_app_lock = threading.Lock()
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(stop_app)
+        _atexit_registered = True
+
+
+def get_app(settings: Settings | None = None) -> App:
+    """The process-wide :class:`App`, started on the first call (later calls return it)."""
+    global _app
+    with _app_lock:
+        if _app is None:
+            _app = App(settings or get_settings()).start()
+            _register_atexit()
+        return _app
+
+
+def stop_app() -> None:
+    """Stop the process-wide app (at exit, or in tests); the next get_app() starts anew."""
+    global _app
+    with _app_lock:
+        app, _app = _app, None
+    if app is not None:
+        app.stop()

@@ -1,0 +1,224 @@
+"""The engine: one :class:`CameraWorker` per enabled, calibrated camera, sharing one detector.
+
+The database says which cameras exist; :meth:`Engine.reload_camera` brings one camera's
+worker in line with its row (started, stopped, restarted on a new source, or given a new
+calibration in place) without touching the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..calibration import Calibration
+from ..errors import NotFoundError, ZvpanelError
+from .hub import ResultHub
+from .result import CameraStatus
+from .worker import CameraSpec, CameraWorker, EventSink
+
+if TYPE_CHECKING:
+    from ..storage import Database
+
+__all__ = ["Engine", "NOT_CALIBRATED", "DISABLED"]
+
+log = logging.getLogger(__name__)
+
+#: ``last_error`` of a camera that has no calibration yet (so nothing to count).
+NOT_CALIBRATED = "not calibrated: draw a counting line for this camera to start counting"
+#: ``last_error`` of a camera an admin switched off.
+DISABLED = "disabled"
+#: Database change kinds that concern the engine.
+_WATCHED_CHANGES = ("camera", "calibration")
+
+
+class Engine:
+    """Runs every enabled, calibrated camera of ``db`` in its own worker thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        hub: ResultHub,
+        writer: EventSink | None,
+        detector: Any,
+        *,
+        tracker_kind: str = "bytetrack",
+        realtime: bool = True,
+    ) -> None:
+        self.db = db
+        self.hub = hub
+        self.writer = writer
+        self.detector = detector
+        self.tracker_kind = tracker_kind
+        self.realtime = realtime
+        self._workers: dict[int, CameraWorker] = {}
+        # Serialises start/stop/reload: they may come from a web request and a CLI at once.
+        self._lock = threading.RLock()
+        self._running = False
+        # Changes made through ``db`` (dashboards, admin pages) are applied by a small
+        # thread, so the request that made the change never waits for a capture to close.
+        self._changes: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._unsubscribe = None
+        self._reloader: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start a worker for every enabled, non-deleted camera that has a calibration."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            for camera in self.db.list_cameras():
+                self._sync_or_report(camera.id)
+            if hasattr(self.db, "subscribe"):
+                self._unsubscribe = self.db.subscribe(self._on_change)
+                self._reloader = threading.Thread(
+                    target=self._reload_loop, name="zvpanel-engine-reload", daemon=True
+                )
+                self._reloader.start()
+
+    def stop(self) -> None:
+        """Stop every worker: threads joined, captures released."""
+        with self._lock:
+            self._running = False
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            workers, self._workers = list(self._workers.values()), {}
+        if self._reloader is not None:
+            self._changes.put(None)
+            self._reloader.join()
+            self._reloader = None
+        # Signal all first so they wind down together, then join each.
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.stop()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reload_camera(self, camera_id: int) -> None:
+        """Apply a change to one camera (calibration, enabled, source, added or deleted)."""
+        with self._lock:
+            if self._running:
+                self._sync_or_report(camera_id)
+
+    # ------------------------------------------------------------------ queries
+    def statuses(self) -> dict[int, CameraStatus]:
+        """The newest status of every camera the engine knows about."""
+        statuses = self.hub.statuses()
+        with self._lock:
+            for camera_id, worker in self._workers.items():
+                statuses.setdefault(camera_id, worker.status)
+        return statuses
+
+    def status(self, camera_id: int) -> CameraStatus | None:
+        return self.statuses().get(camera_id)
+
+    def counts(self, camera_id: int) -> dict[str, dict[str, int]]:
+        """Entries and exits per line since the camera's worker started."""
+        worker = self.worker(camera_id)
+        if worker is None:
+            raise NotFoundError(f"camera {camera_id} is not running in the engine")
+        return worker.counts()
+
+    def worker(self, camera_id: int) -> CameraWorker | None:
+        with self._lock:
+            return self._workers.get(camera_id)
+
+    @property
+    def camera_ids(self) -> list[int]:
+        """Cameras with a running worker."""
+        with self._lock:
+            return sorted(self._workers)
+
+    # ------------------------------------------------------------------ internals
+    def _on_change(self, change: Any) -> None:
+        if change.kind in _WATCHED_CHANGES:
+            self._changes.put(int(change.id))
+
+    def _reload_loop(self) -> None:
+        while True:
+            camera_id = self._changes.get()
+            if camera_id is None:
+                return
+            try:
+                self.reload_camera(camera_id)
+            except Exception:  # top of the thread loop: one bad camera row must not stop reloads
+                log.exception("camera %s: could not apply a change", camera_id)
+
+    def _sync_or_report(self, camera_id: int) -> None:
+        """Sync one camera; a camera whose row cannot be used must not stop the others."""
+        try:
+            self._sync(camera_id)
+        except ZvpanelError as error:
+            log.error("camera %s: cannot start: %s", camera_id, error)
+            self._stop_worker(camera_id)
+            self.hub.set_status(CameraStatus(camera_id, state="offline", last_error=str(error)))
+
+    def _sync(self, camera_id: int) -> None:
+        camera = self._camera(camera_id)
+        worker = self._workers.get(camera_id)
+        if camera is None:  # deleted
+            self._stop_worker(camera_id)
+            self.hub.forget(camera_id)
+            return
+        if not camera.enabled:
+            self._stop_worker(camera_id)
+            self.hub.set_status(CameraStatus(camera_id, state="stopped", last_error=DISABLED))
+            return
+        calibration = self._calibration(camera_id)
+        if calibration is None:
+            self._stop_worker(camera_id)
+            self.hub.set_status(CameraStatus(camera_id, state="offline", last_error=NOT_CALIBRATED))
+            return
+        spec = CameraSpec.from_camera(camera)
+        if worker is not None and worker.camera == spec:
+            worker.apply_calibration(calibration)
+            return
+        self._stop_worker(camera_id)  # new camera, or its source/store changed
+        self._start_worker(spec, calibration)
+
+    def _start_worker(self, spec: CameraSpec, calibration: Calibration) -> None:
+        # Raises SourceError for a source string that cannot mean anything.
+        worker = CameraWorker(
+            spec,
+            calibration,
+            self.detector,
+            self.hub,
+            self.writer,
+            tracker_kind=self.tracker_kind,
+            realtime=self.realtime,
+            labels=tuple(getattr(self.detector, "labels", ("person",))),
+        )
+        worker.start()
+        self._workers[spec.id] = worker
+        log.info("camera %s: started (%s)", spec.id, spec.name or spec.source)
+
+    def _stop_worker(self, camera_id: int) -> None:
+        worker = self._workers.pop(camera_id, None)
+        if worker is not None:
+            worker.stop()
+            log.info("camera %s: stopped", camera_id)
+
+    def _camera(self, camera_id: int) -> Any | None:
+        """The camera's row, or None if it does not exist or was deleted."""
+        try:
+            camera = self.db.get_camera(camera_id)
+        except NotFoundError:
+            return None
+        if camera is None or getattr(camera, "deleted_at", None) is not None:
+            return None
+        return camera
+
+    def _calibration(self, camera_id: int) -> Calibration | None:
+        try:
+            return self.db.get_calibration(camera_id)
+        except NotFoundError:
+            return None
