@@ -339,6 +339,24 @@ def test_calibration_change_applies_without_restart(db, add_camera, make_engine,
 
 
 @pytest.mark.model
+def test_calibration_saved_by_another_process_applies_without_restart(
+    db, tmp_path, add_camera, make_engine
+):
+    camera_id = add_camera("Entrance", cal=calibration(DOOR))
+    engine = make_engine()
+    engine.start()
+    wait_for("a first processed frame", lambda: processed(engine, camera_id) > 1)
+    # A second connection to the same file, as `zvpanel calibrate` in another process has:
+    # the engine's database object sends no change notification for it.
+    other = Database(tmp_path / "engine.db")
+    try:
+        other.set_calibration(camera_id, calibration(DOOR, AISLE))
+    finally:
+        other.close()
+    wait_for("the new line in the counts", lambda: "aisle" in engine.counts(camera_id))
+
+
+@pytest.mark.model
 def test_unreachable_stream_reconnects_while_the_other_camera_counts(add_camera, make_engine):
     good = add_camera("Entrance", cal=calibration(DOOR))
     bad = add_camera("Back door", source="rtsp://127.0.0.1:9/x", cal=calibration(DOOR))

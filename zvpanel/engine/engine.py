@@ -31,6 +31,8 @@ NOT_CALIBRATED = "not calibrated: draw a counting line for this camera to start 
 DISABLED = "disabled"
 #: Database change kinds that concern the engine.
 _WATCHED_CHANGES = ("camera", "calibration")
+#: How often the engine looks for changes made by another process (e.g. ``zvpanel calibrate``).
+CONFIG_POLL_S = 2.0
 
 
 class Engine:
@@ -144,13 +146,40 @@ class Engine:
             self._changes.put(int(change.id))
 
     def _reload_loop(self) -> None:
+        revision = self._config_revision()
         while True:
-            camera_id = self._changes.get()
+            try:
+                camera_id = self._changes.get(timeout=CONFIG_POLL_S)
+            except queue.Empty:
+                # Nothing changed through this process's ``db``: another process (the CLI,
+                # a second server) may have changed the configuration in the same file.
+                latest = self._config_revision()
+                if latest != revision:
+                    revision = latest
+                    self._reload_all()
+                continue
             if camera_id is None:
                 return
+            revision = self._config_revision()
             try:
                 self.reload_camera(camera_id)
             except Exception:  # top of the thread loop: one bad camera row must not stop reloads
+                log.exception("camera %s: could not apply a change", camera_id)
+
+    def _config_revision(self) -> int | None:
+        try:
+            return self.db.config_revision()
+        except Exception:  # a locked or vanished file must not stop the reload thread
+            log.exception("could not read the configuration revision")
+            return None
+
+    def _reload_all(self) -> None:
+        with self._lock:
+            camera_ids = set(self._workers) | {camera.id for camera in self.db.list_cameras()}
+        for camera_id in sorted(camera_ids):
+            try:
+                self.reload_camera(camera_id)
+            except Exception:  # top of the thread loop, as above
                 log.exception("camera %s: could not apply a change", camera_id)
 
     def _sync_or_report(self, camera_id: int) -> None:
