@@ -1,0 +1,196 @@
+"""Signed, expiring tokens (JWT, HS256) and a throttle for failed logins.
+
+The same token serves three ways of arriving, so other applications and the dashboards
+share one login:
+
+- ``?token=<jwt>`` in the URL (browsers cannot set headers on a WebSocket),
+- ``Authorization: Bearer <jwt>``,
+- the ``zvpanel_session`` cookie, whose value is the JWT itself (the JWT is already
+  signed, so the cookie needs no second signature).
+
+The dashboards' login imports :func:`issue_token` / :func:`verify_token` and sets
+:data:`SESSION_COOKIE` to the token they return.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from tornado.httputil import HTTPServerRequest
+
+from ..config import Settings
+from ..errors import AuthError
+
+__all__ = [
+    "ALGORITHM",
+    "SESSION_COOKIE",
+    "Claims",
+    "issue_token",
+    "verify_token",
+    "token_from_request",
+    "authenticate_request",
+    "LoginThrottle",
+]
+
+ALGORITHM = "HS256"
+#: Cookie the dashboards set after a login; its value is a token from :func:`issue_token`.
+SESSION_COOKIE = "zvpanel_session"
+#: Clock difference between servers tolerated when checking ``exp``/``iat`` (seconds).
+CLOCK_LEEWAY_S = 10
+#: Failed logins from one client IP that cost nothing; after that each failure doubles the wait.
+FREE_FAILURES = 3
+#: Wait after the first failure beyond the free ones (seconds); doubles per further failure.
+BASE_DELAY_S = 1.0
+#: The wait never grows beyond this (seconds).
+MAX_DELAY_S = 300.0
+#: A client's failures are forgotten after this long without a new failure (seconds).
+FORGET_AFTER_S = 900.0
+#: Client IPs remembered at most (oldest forgotten first), so a flood cannot grow memory.
+MAX_TRACKED_CLIENTS = 10_000
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Who a verified token speaks for."""
+
+    username: str
+    admin: bool
+    issued_at: datetime
+    expires_at: datetime
+
+
+def issue_token(
+    settings: Settings, username: str, admin: bool = False, lifetime: timedelta | None = None
+) -> str:
+    """A signed token for ``username`` valid for ``lifetime`` (default: the configured expiry).
+
+    Claims: ``sub`` (username), ``admin`` (bool), ``iat`` and ``exp`` (Unix seconds).
+    """
+    if not username:
+        raise AuthError("cannot issue a token for an empty username")
+    now = datetime.now(timezone.utc)
+    lifetime = lifetime or timedelta(minutes=settings.jwt_expiry_minutes)
+    payload = {"sub": username, "admin": bool(admin), "iat": now, "exp": now + lifetime}
+    return jwt.encode(payload, settings.secret(), algorithm=ALGORITHM)
+
+
+def verify_token(settings: Settings, token: str | None) -> Claims:
+    """Check a token's signature and expiry; raise :class:`AuthError` saying what is wrong."""
+    if not token:
+        raise AuthError("no token: log in via POST /api/token and pass the access_token")
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret(),
+            algorithms=[ALGORITHM],
+            leeway=CLOCK_LEEWAY_S,
+            options={"require": ["sub", "exp", "iat"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token expired: log in again") from None
+    except jwt.InvalidTokenError as error:
+        raise AuthError(f"invalid token: {error}") from None
+    if not isinstance(payload["sub"], str) or not payload["sub"]:
+        raise AuthError("invalid token: 'sub' is not a username")
+    return Claims(
+        username=payload["sub"],
+        admin=payload.get("admin") is True,
+        issued_at=datetime.fromtimestamp(payload["iat"], timezone.utc),
+        expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
+    )
+
+
+def token_from_request(request: HTTPServerRequest) -> str | None:
+    """The token of a request: ``?token=``, else ``Authorization: Bearer``, else the cookie."""
+    values = request.query_arguments.get("token")
+    if values:
+        return values[-1].decode("utf-8", "replace")
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie.value if cookie is not None and cookie.value else None
+
+
+def authenticate_request(handler, settings: Settings) -> Claims:
+    """Claims of a Tornado ``RequestHandler``'s request; :class:`AuthError` if it has none valid.
+
+    ``settings`` is passed explicitly because ``handler.settings`` is Tornado's own dict.
+    """
+    return verify_token(settings, token_from_request(handler.request))
+
+
+@dataclass
+class _Failures:
+    count: int
+    last: float
+
+
+class LoginThrottle:
+    """Slows down password guessing per client IP.
+
+    After :data:`FREE_FAILURES` failures, a client must wait ``BASE_DELAY_S * 2**k`` seconds
+    (k = extra failures so far, capped at :data:`MAX_DELAY_S`) after its last failure before
+    it may try again; the token endpoint answers 429 with ``Retry-After`` until then. A
+    successful login clears the client's record. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        free_failures: int = FREE_FAILURES,
+        base_delay_s: float = BASE_DELAY_S,
+        max_delay_s: float = MAX_DELAY_S,
+        forget_after_s: float = FORGET_AFTER_S,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+        clock=time.monotonic,
+    ) -> None:
+        self.free_failures = free_failures
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.forget_after_s = forget_after_s
+        self.max_clients = max_clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._clients: OrderedDict[str, _Failures] = OrderedDict()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds ``client`` must still wait before its next attempt (0: it may try now)."""
+        with self._lock:
+            record = self._clients.get(client)
+            if record is None:
+                return 0.0
+            now = self._clock()
+            if now - record.last > self.forget_after_s:
+                del self._clients[client]
+                return 0.0
+            return max(0.0, record.last + self._delay(record.count) - now)
+
+    def failure(self, client: str) -> float:
+        """Record a failed attempt; return the wait it imposes (seconds)."""
+        with self._lock:
+            now = self._clock()
+            record = self._clients.pop(client, None)
+            if record is None or now - record.last > self.forget_after_s:
+                record = _Failures(0, now)
+            record.count += 1
+            record.last = now
+            self._clients[client] = record  # most recent last, for the size bound below
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+            return self._delay(record.count)
+
+    def success(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+    def _delay(self, failures: int) -> float:
+        extra = failures - self.free_failures
+        if extra <= 0:
+            return 0.0
+        return min(self.max_delay_s, self.base_delay_s * 2 ** (extra - 1))

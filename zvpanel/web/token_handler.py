@@ -1,0 +1,110 @@
+"""``POST /api/token``: username + password (form fields) -> a bearer token for the feed."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from tornado.ioloop import IOLoop
+from tornado.web import RequestHandler
+
+from ..config import Settings
+from .auth import LoginThrottle, issue_token
+
+__all__ = ["TokenHandler", "JsonErrorMixin", "MAX_FIELD_LENGTH"]
+
+#: Longer usernames/passwords are refused before hashing (Argon2 on megabytes is a DoS).
+MAX_FIELD_LENGTH = 1024
+
+
+class JsonErrorMixin:
+    """Every error answer is JSON: ``{"error": code, "message": text}`` (schemas/http_error.json)."""
+
+    def send_json_error(self: Any, status: int, code: str, message: str, **extra: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"error": code, "message": message} | extra))
+
+    def write_error(self: Any, status_code: int, **kwargs: Any) -> None:
+        # Tornado's own errors (405, 500, ...) in the same JSON shape; never a traceback.
+        code = {400: "invalid_request", 403: "forbidden", 404: "not_found"}.get(
+            status_code, "server_error" if status_code >= 500 else "invalid_request"
+        )
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": code, "message": self._reason or str(status_code)}))
+
+
+class TokenHandler(JsonErrorMixin, RequestHandler):
+    """Answers ``{"access_token", "token_type": "bearer", "expires_in"}`` or a JSON error.
+
+    401 for wrong credentials; 429 with ``Retry-After`` while the client is throttled.
+    """
+
+    def initialize(self, app_provider: Callable[[], Any], throttle: LoginThrottle) -> None:
+        self.app_provider = app_provider
+        self.throttle = throttle
+
+    def check_xsrf_cookie(self) -> None:
+        # An API for other applications: credentials are in the request body, never taken
+        # from a cookie, so a forged cross-site request gains nothing.
+        return None
+
+    async def post(self) -> None:
+        client = self.request.remote_ip or "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            self._too_many(wait)
+            return
+        username = self.get_body_argument("username", "").strip()
+        password = self.get_body_argument("password", "")
+        if not username or not password:
+            self.send_json_error(
+                400, "invalid_request", "form fields 'username' and 'password' are required"
+            )
+            return
+        if len(username) > MAX_FIELD_LENGTH or len(password) > MAX_FIELD_LENGTH:
+            self.send_json_error(
+                400,
+                "invalid_request",
+                f"username and password are limited to {MAX_FIELD_LENGTH} characters",
+            )
+            return
+        app = self.app_provider()
+        # Counted as a failure before checking, so parallel guesses are throttled too;
+        # a success clears the record again.
+        wait = self.throttle.failure(client)
+        # Argon2 takes tens of milliseconds: keep it off the IOLoop.
+        user = await IOLoop.current().run_in_executor(None, app.db.authenticate, username, password)
+        if user is None:
+            if wait > 0:
+                self.set_header("Retry-After", str(max(1, math.ceil(wait))))
+            self.set_header("WWW-Authenticate", 'Bearer realm="zvpanel"')
+            self.send_json_error(401, "invalid_credentials", "wrong username or password")
+            return
+        self.throttle.success(client)
+        settings: Settings = app.settings
+        token = issue_token(settings, user.username, admin=user.is_admin)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(
+            json.dumps(
+                {
+                    "access_token": token,
+                    "token_type": "bearer",
+                    "expires_in": settings.jwt_expiry_minutes * 60,
+                }
+            )
+        )
+
+    def _too_many(self, wait: float) -> None:
+        seconds = max(1, math.ceil(wait))
+        self.set_header("Retry-After", str(seconds))
+        self.send_json_error(
+            429,
+            "too_many_attempts",
+            f"too many failed logins from this address; try again in {seconds} s",
+            retry_after=seconds,
+        )
