@@ -1,0 +1,288 @@
+"""``GET /stream/{camera_id}.mjpg``: the annotated live video as an MJPEG stream.
+
+Why MJPEG: a browser shows ``multipart/x-mixed-replace`` JPEG parts in a plain ``<img>``,
+so the bytes on the wire are the JPEG bytes (no base64, no raw pixels) and no custom
+decoder is needed.
+
+Cost model: every camera has one :class:`CameraStream`, created when its first viewer
+connects and closed when its last viewer leaves; nothing is encoded while nobody watches.
+It subscribes to the :class:`~zvpanel.engine.hub.ResultHub` with ``wants_frames=True``,
+keeps the newest result in a one-slot buffer and has it annotated + encoded ONCE per
+frame, whatever the number of viewers, by the feed's shared
+:class:`~zvpanel.web.jpeg.FrameEncoder` (thread pool; a frame also watched over
+``/ws/live`` with the same variant is encoded only once for both).
+
+Backpressure: each client loop sends the newest encoded frame, then ``await flush()``
+until the socket has taken it, then takes whatever is newest at that moment. A slow
+client therefore gets a lower frame rate, never a queue; frames it never saw are counted.
+
+This route is a ``--plugins`` route, outside Bokeh's ``--auth-module`` protection: the
+handler checks the session cookie (or a bearer/``?token=`` token) itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+from tornado.web import HTTPError, RequestHandler
+
+from ..engine.hub import ResultHub, Subscription
+from ..engine.result import FrameResult
+from ..errors import NotFoundError
+from .jpeg import DEFAULT_QUALITY, FrameEncoder, FrameVariant, shared_encoder
+
+__all__ = [
+    "BOUNDARY",
+    "EncodedFrame",
+    "CameraStream",
+    "StreamRegistry",
+    "MjpegHandler",
+    "STREAM_VARIANT",
+    "stream_registry",
+    "ROUTES",
+]
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "zvpanelframe"
+#: What the dashboards show: the annotated frame at full size, ``/ws/live``'s default
+#: variant, so a frame watched both ways is encoded once.
+STREAM_VARIANT = FrameVariant("annotated", None, DEFAULT_QUALITY)
+#: A client waiting this long without a new frame re-checks that it is still connected.
+CLIENT_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    seq: int  # 1, 2, 3 ... per camera stream; gaps seen by a client are frames it skipped
+    jpeg: bytes
+    frame_index: int
+    captured_at: datetime
+
+
+class CameraStream:
+    """The newest encoded frame of one camera, shared by all of its viewers.
+
+    Lives on the server's IOLoop; only :meth:`_on_result` runs on the engine's thread.
+    """
+
+    def __init__(self, hub: ResultHub, camera_id: int, loop: IOLoop, encoder: FrameEncoder) -> None:
+        self.hub = hub
+        self.camera_id = camera_id
+        self._loop = loop
+        self._encoder = encoder
+        self._lock = threading.Lock()
+        self._pending: FrameResult | None = None  # one slot: newer results replace it
+        self._encoding = False
+        self._viewers = 0
+        self._subscription: Subscription | None = None
+        self._changed = asyncio.Event()
+        self.latest: EncodedFrame | None = None
+        self.frames_encoded = 0
+        self.results_skipped = 0  # results replaced in the slot before they were encoded
+
+    # ------------------------------------------------------------------ viewers
+    @property
+    def viewers(self) -> int:
+        return self._viewers
+
+    def acquire(self) -> None:
+        self._viewers += 1
+        if self._subscription is None:
+            self._subscription = self.hub.subscribe(
+                self._on_result, [self.camera_id], wants_frames=True
+            )
+
+    def release(self) -> None:
+        self._viewers -= 1
+        if self._viewers <= 0 and self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+            with self._lock:
+                self._pending = None
+            self.latest = None  # a stale frame must not be shown to the next viewer
+
+    # ------------------------------------------------------------------ engine thread
+    def _on_result(self, result: FrameResult) -> None:
+        """Called by the hub on the camera's thread: start encoding or keep it as the newest.
+
+        At most one encoding per camera is in flight; a result arriving meanwhile waits in
+        the one-slot ``_pending`` (replacing an older one, which is counted as skipped).
+        Submitting from here rather than from the IOLoop saves one IOLoop wake-up per frame.
+        """
+        with self._lock:
+            if self._encoding:
+                if self._pending is not None:
+                    self.results_skipped += 1
+                self._pending = result
+                return
+            self._encoding = True
+        self._submit(result)
+
+    def _submit(self, result: FrameResult) -> None:
+        # Shared with /ws/live clients: one encoding per frame and variant.
+        future = self._encoder.encode(result, STREAM_VARIANT)
+        future.add_done_callback(lambda done: self._loop.add_callback(self._encoded, result, done))
+
+    # ------------------------------------------------------------------ IOLoop
+    def _encoded(self, result: FrameResult, future: Future) -> None:
+        try:
+            encoded = future.result()
+        except Exception:  # a bad frame must not stop the stream
+            log.exception("camera %s: encoding a stream frame failed", self.camera_id)
+        else:
+            if self._subscription is not None:  # nobody watches any more: drop it
+                self.frames_encoded += 1
+                self.latest = EncodedFrame(
+                    self.frames_encoded, encoded.jpeg, result.frame.index, result.frame.captured_at
+                )
+                changed, self._changed = self._changed, asyncio.Event()
+                changed.set()
+        with self._lock:
+            result, self._pending = self._pending, None
+            if result is None:
+                self._encoding = False
+                return
+        self._submit(result)
+
+    async def next_frame(
+        self, after_seq: int, timeout: float = CLIENT_WAIT_S
+    ) -> EncodedFrame | None:
+        """The newest frame newer than ``after_seq``; None if none came within ``timeout``."""
+        latest = self.latest
+        if latest is not None and latest.seq > after_seq:
+            return latest
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        latest = self.latest
+        return latest if latest is not None and latest.seq > after_seq else None
+
+
+class StreamRegistry:
+    """The :class:`CameraStream` of each watched camera (one registry per hub and IOLoop)."""
+
+    def __init__(self, hub: ResultHub) -> None:
+        self.hub = hub
+        self._streams: dict[int, CameraStream] = {}
+        self._encoder = shared_encoder()
+
+    def acquire(self, camera_id: int) -> CameraStream:
+        stream = self._streams.get(camera_id)
+        if stream is None:
+            stream = CameraStream(self.hub, camera_id, IOLoop.current(), self._encoder)
+            self._streams[camera_id] = stream
+        stream.acquire()
+        return stream
+
+    def release(self, stream: CameraStream) -> None:
+        stream.release()
+        if stream.viewers <= 0:
+            self._streams.pop(stream.camera_id, None)
+
+    def stats(self) -> dict[int, dict]:
+        return {
+            camera_id: {
+                "viewers": s.viewers,
+                "frames_encoded": s.frames_encoded,
+                "results_skipped": s.results_skipped,
+            }
+            for camera_id, s in self._streams.items()
+        }
+
+
+_registries: dict[int, StreamRegistry] = {}
+
+
+def stream_registry(hub: ResultHub) -> StreamRegistry:
+    """The process's registry for ``hub`` (created on first use, on the IOLoop)."""
+    registry = _registries.get(id(hub))
+    if registry is None or registry.hub is not hub:
+        registry = _registries[id(hub)] = StreamRegistry(hub)
+    return registry
+
+
+class MjpegHandler(RequestHandler):
+    """Serves one camera's annotated frames to one client while the client stays connected."""
+
+    def initialize(self, app_provider=None) -> None:
+        # The App arrives lazily: routes are imported before --setup has built it.
+        self._app_provider = app_provider
+        self._closed = asyncio.Event()
+        self.frames_sent = 0
+        self.frames_skipped = 0
+
+    def _app(self):
+        if self._app_provider is not None:
+            return self._app_provider()
+        from ..app import get_app
+
+        return get_app()
+
+    def on_connection_close(self) -> None:
+        self._closed.set()
+
+    async def get(self, camera_id: str) -> None:
+        from .auth_module import request_claims
+
+        app = self._app()
+        claims = request_claims(self, app.settings)
+        if claims is None:
+            raise HTTPError(401, reason="log in first: no valid session cookie or token")
+        cam_id = int(camera_id)
+        try:
+            app.db.get_camera(cam_id)
+        except NotFoundError:
+            raise HTTPError(404, reason=f"camera {cam_id} does not exist") from None
+
+        self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
+        self.set_header("Pragma", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # proxies must not buffer the stream
+        registry = stream_registry(app.hub)
+        stream = registry.acquire(cam_id)
+        try:
+            await self.flush()  # the headers now: the viewer knows the stream is on its way
+            await self._send_frames(stream)
+        except StreamClosedError:
+            pass  # the viewer went away: a normal end
+        finally:
+            registry.release(stream)
+
+    async def _send_frames(self, stream: CameraStream) -> None:
+        seq = 0
+        while not self._closed.is_set():
+            frame = await stream.next_frame(seq)
+            if frame is None:
+                continue
+            if seq:
+                self.frames_skipped += frame.seq - seq - 1
+            seq = frame.seq
+            self.write(_part(frame))
+            # Wait until the socket took the part: a slow client gets fewer frames.
+            await self.flush()
+            self.frames_sent += 1
+
+
+def _part(frame: EncodedFrame) -> bytes:
+    head = (
+        f"--{BOUNDARY}\r\n"
+        "Content-Type: image/jpeg\r\n"
+        f"Content-Length: {len(frame.jpeg)}\r\n"
+        f"X-Frame-Index: {frame.frame_index}\r\n"
+        f"X-Captured-At: {frame.captured_at.isoformat()}\r\n"
+        "\r\n"
+    )
+    return head.encode("ascii") + frame.jpeg + b"\r\n"
+
+
+#: Route tuples for ``zvpanel.web.routes.ROUTES``.
+ROUTES = [(r"/stream/(\d+)\.mjpg", MjpegHandler)]

@@ -1,0 +1,82 @@
+"""Tornado routes of the token API, the WebSocket feed and its example page.
+
+``panel serve ... --plugins zvpanel.web.routes`` imports this module and adds
+:data:`ROUTES` to the server's own patterns (panel/command/serve.py reads
+``plugin_module.ROUTES``), so the feed runs on the dashboards' port. The handlers find
+the process-wide :class:`zvpanel.app.App` through :func:`zvpanel.app.get_app` on their
+first request (the ``--setup`` script has started it by then).
+
+Tests and other servers build their own with :func:`build_routes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tornado.web import StaticFileHandler
+
+from .auth import LoginThrottle
+from .feed import MessageCache
+from .jpeg import FrameEncoder, shared_encoder
+from .token_handler import TokenHandler
+from .ws_handlers import (
+    DetectionsHandler,
+    EventsHandler,
+    FeedRegistry,
+    LiveHandler,
+    MultiDetectionsHandler,
+)
+
+__all__ = ["ROUTES", "STATIC_DIR", "build_routes", "REGISTRY"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _process_app() -> Any:
+    from ..app import get_app  # imported on first request: importing it loads the model stack
+
+    return get_app()
+
+
+def build_routes(
+    app_provider: Callable[[], Any] = _process_app,
+    *,
+    encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
+    throttle: LoginThrottle | None = None,
+    registry: FeedRegistry | None = None,
+) -> list[tuple[str, type, dict[str, Any]]]:
+    """The route tuples; ``app_provider()`` returns an object with ``.db``, ``.hub``, ``.settings``."""
+    feed = {
+        "app_provider": app_provider,
+        "encoder_provider": encoder_provider,
+        "messages": MessageCache(),
+        "registry": registry if registry is not None else FeedRegistry(),
+    }
+    token = {"app_provider": app_provider, "throttle": throttle or LoginThrottle()}
+    return [
+        (r"/api/token", TokenHandler, token),
+        (r"/ws/detections/([^/]+)", DetectionsHandler, feed),
+        (r"/ws/detections", MultiDetectionsHandler, feed),
+        (r"/ws/live/([^/]+)", LiveHandler, feed),
+        (r"/ws/events", EventsHandler, feed),
+        # The example page: /feed/ serves live.html.
+        (
+            r"/feed/(.*)",
+            StaticFileHandler,
+            {"path": str(STATIC_DIR), "default_filename": "live.html"},
+        ),
+    ]
+
+
+def _dashboard_routes() -> list[tuple]:
+    """Routes the dashboards serve beside the feed (the MJPEG stream of the live page)."""
+    from .mjpeg import ROUTES as MJPEG_ROUTES
+
+    return list(MJPEG_ROUTES)
+
+
+ROUTES = build_routes() + _dashboard_routes()
+#: The open feed connections of this process (the ROUTES' registry).
+REGISTRY: FeedRegistry = ROUTES[1][2]["registry"]
