@@ -1,0 +1,289 @@
+"""Real-browser tests: Debian's Chromium (Playwright) against a real ``panel serve``.
+
+The server is started with the README's start command (:data:`START_ARGS`), on a free
+127.0.0.1 port, with a fresh database (demo store + camera on data/vtest.avi), the real
+model and development mode (admin/admin). Screenshots go to ``ZVPANEL_SCREENSHOT_DIR``
+(default ``artifacts/screenshots``); the folder is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from zvpanel.storage.database import Database
+
+pytestmark = [pytest.mark.ui, pytest.mark.model]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The README's start command, minus the port (the test adds a free one).
+START_ARGS = [
+    "panel",
+    "serve",
+    "apps/live.py",
+    "apps/calibrate.py",
+    "apps/analytics.py",
+    "apps/admin.py",
+    "--setup",
+    "zvpanel/serve_setup.py",
+    "--plugins",
+    "zvpanel.web.routes",
+    "--auth-module",
+    "zvpanel/web/auth_module.py",
+    "--index",
+    "live",
+]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Start-up loads the model and opens the demo camera (seconds, generous on 2 busy cores).
+SERVER_START_TIMEOUT_S = 120
+#: Waits for something the page must show (milliseconds).
+PAGE_TIMEOUT_MS = 60_000
+#: How long the analytics page may take to show an event the engine has just recorded.
+EVENT_WAIT_S = 120
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"panel serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(
+        f"panel serve did not listen on {port} in {SERVER_START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(request) -> Iterator[Path]:
+    folder = Path(
+        os.environ.get("ZVPANEL_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("[0-9][0-9]-*.png"):  # this module's pictures of an earlier run
+        old.unlink()
+    yield folder
+    shots = sorted(p.name for p in folder.glob("*.png"))
+    line = f"browser screenshots ({len(shots)}) saved in {folder.resolve()}: {', '.join(shots)}"
+    # Printed past pytest's output capture, so every run shows where the pictures are.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, model_path: str) -> Iterator[dict]:
+    """A real ``panel serve`` with the README's flags; yields its base URL and database."""
+    folder = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
+    env.update(
+        ZVPANEL_DB_PATH=str(folder / "zvpanel.db"),
+        ZVPANEL_MODEL=model_path,
+        ZVPANEL_DEV_MODE="1",
+    )
+    panel = Path(sys.executable).with_name("panel")
+    args = [str(panel), *START_ARGS[1:], "--port", str(port), "--address", "127.0.0.1"]
+    args += ["--allow-websocket-origin", f"127.0.0.1:{port}"]
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_port(port, process, log)
+        yield {"url": f"http://127.0.0.1:{port}", "db": folder / "zvpanel.db", "log": log}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _login(page, url: str, username: str = "admin", password: str = "admin") -> None:
+    page.goto(f"{url}/live")
+    page.wait_for_url("**/login**")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login")
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One logged-in admin tab shared by the page tests (like a person clicking through)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    _login(page, server["url"])
+    page.wait_for_url("**/live")
+    yield page
+    context.close()
+
+
+def _png(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _db_calibration(server):
+    db = Database(server["db"])
+    try:
+        camera = next(c for c in db.list_cameras() if c.name == "Demo camera")
+        return db.get_calibration(camera.id)
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------------- tests
+def test_pages_require_login_and_wrong_password_is_refused(browser, server, screenshot_dir):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    for path in ("/live", "/calibrate", "/analytics", "/admin"):
+        page.goto(server["url"] + path)
+        assert "/login" in page.url, f"{path} was served without a login"
+    response = page.request.get(server["url"] + "/stream/1.mjpg")
+    assert response.status == 401  # the video stream checks the session itself
+    _login(page, server["url"], "admin", "wrong-password")
+    page.wait_for_selector("#login-error")
+    assert "Wrong username or password" in page.inner_text("#login-error")
+    page.screenshot(path=str(screenshot_dir / "01-login-wrong-password.png"))
+    context.close()
+
+
+def test_live_image_changes_over_time(page, server, screenshot_dir):
+    page.goto(server["url"] + "/live")
+    image = page.locator("img.zv-stream").first
+    image.wait_for()
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    while image.evaluate("img => img.naturalWidth") == 0:
+        assert time.monotonic() < deadline, "the live image never showed a frame"
+        time.sleep(0.5)
+    assert image.evaluate("img => img.naturalWidth") == 768
+    page.locator('[data-state="online"]').first.wait_for()
+    first = _png(image.screenshot())
+    time.sleep(2.0)
+    second = _png(image.screenshot(path=str(screenshot_dir / "02-live.png")))
+    assert first.shape == second.shape
+    changed = np.mean(np.abs(first.astype(np.int16) - second.astype(np.int16)) > 10)
+    assert changed > 0.005, f"only {changed:.2%} of the pixels changed in 2 s"
+    status = page.locator(".zv-status").first.inner_text()
+    assert "Detection rate" in status and "Entries" in status
+    page.screenshot(path=str(screenshot_dir / "03-live-page.png"))
+
+
+def test_new_events_reach_the_analytics_page(page, server, screenshot_dir):
+    page.goto(server["url"] + "/analytics")
+    total = page.locator("#zv-total-entries")
+    total.wait_for()
+    exits = page.locator("#zv-total-exits")
+    before = int(total.inner_text()) + int(exits.inner_text())
+    deadline = time.monotonic() + EVENT_WAIT_S
+    while int(total.inner_text()) + int(exits.inner_text()) <= before:
+        assert time.monotonic() < deadline, f"no new event on the page in {EVENT_WAIT_S}s"
+        time.sleep(1.0)
+    db = Database(server["db"])
+    try:
+        recorded = sum(db.count_events().values())
+    finally:
+        db.close()
+    assert recorded >= int(total.inner_text()) + int(exits.inner_text()) > before
+    time.sleep(2.0)  # the charts follow the totals in the same update; let them draw
+    page.screenshot(path=str(screenshot_dir / "04-analytics.png"), full_page=True)
+
+
+def test_drag_counting_line_and_save(page, server, screenshot_dir):
+    before = _db_calibration(server)
+    page.goto(server["url"] + "/calibrate")
+    page.get_by_text("Valid:").first.wait_for()
+    time.sleep(1.0)  # let Bokeh finish drawing the snapshot and the line
+    shot = _png(page.screenshot(path=str(screenshot_dir / "05-calibration-before.png")))
+    b, g, r = shot[..., 0].astype(int), shot[..., 1].astype(int), shot[..., 2].astype(int)
+    magenta = (r > 200) & (b > 200) & (g < 80)
+    ys, xs = np.nonzero(magenta)
+    assert len(xs) > 100, "the counting line is not drawn"
+    x, y = float(np.median(xs)), float(np.median(ys))
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + 8 * step, y, steps=2)
+    page.mouse.up()
+    # The drag reaches the server: the numeric inputs follow the drawing.
+    deadline = time.monotonic() + 30
+    while True:
+        moved = _png(page.screenshot())
+        mx = np.nonzero((moved[..., 2] > 200) & (moved[..., 0] > 200) & (moved[..., 1] < 80))[1]
+        if len(mx) and np.median(mx) > x + 40:
+            break
+        assert time.monotonic() < deadline, "the line did not move"
+        time.sleep(0.5)
+    time.sleep(1.0)
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved and applied").wait_for()
+    page.screenshot(path=str(screenshot_dir / "06-calibration-saved.png"))
+    after = _db_calibration(server)
+    shift = after.lines[0].x1 - before.lines[0].x1
+    assert shift > 40, f"saved line moved by {shift:.1f} px"
+    assert after.lines[0].x2 - before.lines[0].x2 == pytest.approx(shift, abs=1.0)
+    assert after.lines[0].id == before.lines[0].id
+
+    # The preview runs the model on the snapshot and draws what it finds.
+    page.get_by_role("button", name="Preview detection").click()
+    page.get_by_text("people detected").wait_for()
+    assert "Preview:" in page.get_by_text("people detected").inner_text()
+    time.sleep(1.0)
+    page.screenshot(path=str(screenshot_dir / "07-calibration-preview.png"))
+
+
+def test_admin_page_lists_cameras(page, server, screenshot_dir):
+    page.goto(server["url"] + "/admin")
+    page.get_by_text("Demo camera").first.wait_for()
+    page.get_by_role("button", name="Add camera").wait_for()
+    page.screenshot(path=str(screenshot_dir / "08-admin.png"))
+
+
+def test_logout(page, server, screenshot_dir):
+    page.goto(server["url"] + "/live")
+    page.locator("#logout").click()
+    page.wait_for_url("**/login**")
+    assert "You are logged out" in page.content()
+    page.goto(server["url"] + "/analytics")
+    assert "/login" in page.url
+    page.screenshot(path=str(screenshot_dir / "09-logged-out.png"))

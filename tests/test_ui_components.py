@@ -1,0 +1,620 @@
+"""Component tests of the dashboards: each view built with a real App on a tmp database.
+
+The App runs its database, bootstrap (admin/admin, demo store + camera on data/vtest.avi)
+and result hub; the model is loaded only by the tests marked ``model``. Views are
+rendered with ``get_root`` into a Bokeh ``Document``; what a browser would do (moving a
+drawn line, typing a value, pressing a button) is done through the same Bokeh sources and
+Panel widgets the browser changes.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+
+from zvpanel.app import App
+from zvpanel.calibration import CountingLine
+from zvpanel.detections import Detections
+from zvpanel.engine.result import CameraStatus, FrameResult
+from zvpanel.sources.frame import Frame
+from zvpanel.storage.database import EventRow, utc_text
+from zvpanel.ui.admin import AdminView, admin_page
+from zvpanel.ui.analytics import AnalyticsView, analytics_page
+from zvpanel.ui.calibration import CalibrationEditor, calibration_page, entry_arrow
+from zvpanel.ui.live import LiveView, live_page, status_html
+from zvpanel.ui.streaming_image import StreamingImage
+from zvpanel.web.auth import SESSION_COOKIE, issue_token, verify_token
+from zvpanel.web.auth_module import _safe_next, cookie_claims
+
+
+@pytest.fixture
+def app(settings):
+    """A real App without the engine: database (bootstrapped) and hub."""
+    app = App(settings)
+    app.start_database()
+    app.start_bootstrap()
+    app.start_hub()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def admin(app):
+    return verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+
+
+@pytest.fixture
+def viewer(app):
+    app.db.create_user("vera", "viewer-password")
+    return verify_token(app.settings, issue_token(app.settings, "vera", admin=False))
+
+
+def render(viewable) -> object:
+    """Render like a server session would; returns the Bokeh root model."""
+    return viewable.get_root(Document())
+
+
+def demo_camera(app):
+    return next(c for c in app.db.list_cameras() if c.name == "Demo camera")
+
+
+# ---------------------------------------------------------------------- session / auth
+def test_session_cookie_claims(app, admin):
+    token = issue_token(app.settings, "admin", admin=True)
+    claims = cookie_claims({SESSION_COOKIE: token}, app.settings)
+    assert claims is not None and claims.username == "admin" and claims.admin
+    assert cookie_claims({}, app.settings) is None
+    assert cookie_claims({SESSION_COOKIE: token[:-3] + "xyz"}, app.settings) is None
+    expired = issue_token(app.settings, "admin", lifetime=timedelta(seconds=-60))
+    assert cookie_claims({SESSION_COOKIE: expired}, app.settings) is None
+
+
+def test_login_redirect_only_to_this_site():
+    assert _safe_next("/calibrate") == "/calibrate"
+    assert _safe_next("https://evil.example/") == "/"
+    assert _safe_next("//evil.example/x") == "/"
+    assert _safe_next(None) == "/"
+
+
+def test_pages_without_login_show_no_data(app):
+    for build in (live_page, calibration_page, analytics_page, admin_page):
+        column = build(app, None)
+        render(column)
+        text = str(column.objects[-1].object)
+        assert "Log in" in text
+
+
+# ---------------------------------------------------------------------- live
+def test_live_view_tiles_status_and_counts(app, admin):
+    camera = demo_camera(app)
+    view = LiveView(app)
+    render(view.__panel__())
+    assert [t.camera_id for t in view.tiles] == [camera.id]
+    tile = view.tiles[0]
+    assert isinstance(tile.image, StreamingImage)
+    assert tile.image.src == f"/stream/{camera.id}.mjpg"
+    assert "not running" in tile.status.object
+
+    app.hub.set_status(
+        CameraStatus(
+            camera.id,
+            "reconnecting",
+            last_error="connection refused by 10.0.0.9",
+            target_fps=5.0,
+            actual_fps=1.2,
+            hardware_limited=True,
+        )
+    )
+    calibration = app.db.get_calibration(camera.id)
+    frame = Frame(np.zeros((576, 768, 3), np.uint8), 7, 0.7, datetime.now(timezone.utc))
+    status = CameraStatus(camera.id, "online", target_fps=5.0, actual_fps=4.9)
+    app.hub.publish(
+        FrameResult(
+            camera.id,
+            frame,
+            Detections.empty(),
+            (),
+            {"door": {"entries": 3, "exits": 2}},
+            calibration,
+            status,
+        )
+    )
+    view.refresh()
+    html = tile.status.object
+    assert 'data-state="online"' in html
+    assert '<b class="zv-entries">3</b>' in html and '<b class="zv-exits">2</b>' in html
+    assert "4.9" in html and "5.0" in html
+
+    offline = status_html(
+        CameraStatus(camera.id, "offline", last_error="file not found: /x.avi", target_fps=5.0),
+        None,
+    )
+    assert 'data-state="offline"' in offline and "file not found: /x.avi" in offline
+    limited = status_html(
+        CameraStatus(camera.id, "online", target_fps=10.0, actual_fps=3.0, hardware_limited=True),
+        {},
+    )
+    assert "hardware limited" in limited
+
+
+def test_live_grid_of_several_cameras(app, admin, video_path):
+    store = app.db.list_stores()[0]
+    second = app.db.create_camera(store.id, "Back door", str(video_path))
+    view = LiveView(app, columns=2)
+    render(view.__panel__())
+    assert sorted(t.camera_id for t in view.tiles) == [demo_camera(app).id, second.id]
+    assert view.grid.ncols == 2
+    view.picker.value = [second.id]
+    assert [t.camera_id for t in view.tiles] == [second.id]
+    render(live_page(app, admin))
+
+
+# ---------------------------------------------------------------------- calibration
+def test_entry_arrow_points_to_entry_side():
+    down = CountingLine(x1=100, y1=0, x2=100, y2=200, orientation="leftToRight")
+    x0, _, x1, _ = entry_arrow(down)
+    assert x1 > x0  # walking left to right is an entry
+    x0, _, x1, _ = entry_arrow(down.model_copy(update={"orientation": "rightToLeft"}))
+    assert x1 < x0
+    across = CountingLine(x1=0, y1=100, x2=200, y2=100, orientation="leftToRight")
+    _, y0, _, y1 = entry_arrow(across)
+    assert y1 < y0  # side +1 (below) -> -1 (above) is an entry: the arrow points up
+
+
+def test_calibration_editor_loads_snapshot_and_saved_calibration(app, admin):
+    camera = demo_camera(app)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    assert (editor.width, editor.height) == (768, 576)  # a real frame of data/vtest.avi
+    saved = app.db.get_calibration(camera.id)
+    assert editor.lines_source.data["xs"] == [[saved.lines[0].x1, saved.lines[0].x2]]
+    assert editor.line_inputs[0].value == saved.lines[0].x1
+    assert editor.fps.value == saved.detection_fps
+    assert len(editor.arrow_source.data["x_start"]) == 1
+    assert editor.status.alert_type == "success"
+    assert not editor.save_button.disabled
+
+
+def test_drawing_and_inputs_stay_in_sync(app, admin):
+    editor = CalibrationEditor(app, admin, demo_camera(app).id)
+    render(editor.__panel__())
+    # The browser's PolyDraw tool moved the line:
+    editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
+    assert [w.value for w in editor.line_inputs] == [100.0, 50.0, 120.0, 500.0]
+    arrow_before = editor.arrow_source.data["x_end"][0] - editor.arrow_source.data["x_start"][0]
+    # Typing a number moves the drawn line:
+    editor.line_inputs[2].value = 300.0
+    assert editor.lines_source.data["xs"] == [[100.0, 300.0]]
+    # The orientation flips the entry arrow:
+    editor.orientation.value = "rightToLeft"
+    arrow_after = editor.arrow_source.data["x_end"][0] - editor.arrow_source.data["x_start"][0]
+    assert arrow_before > 0 > arrow_after
+    # The browser's BoxEdit tool drew the ROI; the inputs follow:
+    editor.roi_source.data = {"x": [400.0], "y": [300.0], "width": [700.0], "height": [560.0]}
+    assert [w.value for w in editor.roi_inputs] == [50.0, 20.0, 750.0, 580.0]
+    assert editor.roi_enabled.value
+    # ...and typed ROI values move the box:
+    editor.roi_inputs[0].value = 60.0
+    assert editor.roi_source.data["x"] == [405.0]
+    # PolyDraw drew a second line: it gets a name and the default orientation.
+    editor.lines_source.data = {
+        "xs": [[100.0, 300.0], [200.0, 600.0]],
+        "ys": [[50.0, 500.0], [100.0, 100.0]],
+    }
+    assert [ln["id"] for ln in editor.lines] == ["door", "line-1"]
+    assert editor.lines[1]["orientation"] == "leftToRight"
+    assert list(editor.line_select.options) == ["door", "line-1"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda e: setattr(e.line_inputs[2], "value", 5000.0), "outside the 768x576 frame"),
+        (lambda e: setattr(e.line_inputs[3], "value", e.line_inputs[1].value + 3), "px long"),
+        (lambda e: setattr(e.fps, "value", 100.0), "detection_fps"),
+        (
+            lambda e: setattr(
+                e.roi_source,
+                "data",
+                {"x": [600.0], "y": [288.0], "width": [200.0], "height": [576.0]},
+            ),
+            "is outside the roi",
+        ),
+    ],
+    ids=["line-outside-frame", "zero-length-line", "rate-too-high", "roi-without-line"],
+)
+def test_validation_messages(app, admin, change, message):
+    camera = demo_camera(app)
+    before = app.db.get_calibration(camera.id)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    editor.roi_source.data = {"x": [384.0], "y": [288.0], "width": [760.0], "height": [576.0]}
+    assert editor.status.alert_type == "success"
+    if message == "px long":  # a short line: make it vertical first, then shrink it
+        editor.line_inputs[2].value = editor.line_inputs[0].value
+    change(editor)
+    assert editor.status.alert_type == "danger"
+    assert message in editor.status.object
+    assert editor.save() is False
+    assert app.db.get_calibration(camera.id) == before
+
+
+def test_admin_saves_calibration(app, admin):
+    camera = demo_camera(app)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    editor.lines_source.data = {"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]}
+    editor.orientation.value = "rightToLeft"
+    editor.fps.value = 4.0
+    editor.roi_enabled.value = False
+    assert editor.save() is True
+    saved = app.db.get_calibration(camera.id)
+    assert saved.roi is None and saved.detection_fps == 4.0
+    assert saved.lines[0].model_dump() == {
+        "id": "door",
+        "x1": 200.0,
+        "y1": 20.0,
+        "x2": 210.0,
+        "y2": 560.0,
+        "orientation": "rightToLeft",
+    }
+    assert "Saved" in editor.status.object
+
+
+def test_viewer_cannot_save_calibration(app, viewer):
+    camera = demo_camera(app)
+    before = app.db.get_calibration(camera.id)
+    editor = CalibrationEditor(app, viewer, camera.id)
+    render(editor.__panel__())
+    assert editor.save_button.disabled
+    editor.lines_source.data = {"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]}
+    assert editor.save() is False
+    assert "only admins" in editor.status.object
+    assert app.db.get_calibration(camera.id) == before
+
+
+def test_demoted_admin_cannot_save(app, admin):
+    app.db.create_user("other", "other-password", is_admin=True)
+    app.db.set_admin("admin", False)  # the token still says admin: the database wins
+    editor = CalibrationEditor(app, admin, demo_camera(app).id)
+    assert editor.save() is False
+    assert "only admins" in editor.status.object
+
+
+@pytest.mark.model
+def test_preview_detects_people_with_unsaved_roi(app, admin):
+    app.start_detector()
+    camera = demo_camera(app)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    everywhere = editor.preview()
+    assert everywhere and everywhere > 0
+    assert len(editor.detection_source.data["left"]) == everywhere
+    confidences = [float(c) for c in editor.detection_source.data["label"]]
+    assert all(0 < c < 1 for c in confidences) and len(set(confidences)) > 1
+    # A small unsaved ROI around the line: fewer people, all inside it.
+    editor.roi_source.data = {"x": [345.6], "y": [288.0], "width": [120.0], "height": [576.0]}
+    inside = editor.preview()
+    assert inside is not None and inside < everywhere
+    assert all(left >= 285.6 - 1 for left in editor.detection_source.data["left"])
+    assert app.db.get_calibration(camera.id).roi is None  # nothing was saved
+
+
+# ---------------------------------------------------------------------- analytics
+def _events(app, camera, times_and_directions):
+    rows = [
+        EventRow(camera.store_id, camera.id, "door", i, d, utc_text(t), i, 0.8)
+        for i, (t, d) in enumerate(times_and_directions)
+    ]
+    app.db.insert_events(rows)
+
+
+def test_analytics_bins_occupancy_and_downloads(app, admin):
+    camera = demo_camera(app)
+    store = app.db.update_store(camera.store_id, timezone="Europe/Berlin")
+    now = datetime.now(store.tz).replace(minute=30, second=0, microsecond=0)
+    if now.hour < 2:  # keep all events on today's local date
+        now = now.replace(hour=2)
+    hour = timedelta(hours=1)
+    _events(
+        app,
+        camera,
+        [
+            (now - hour, "entry"),
+            (now - hour + timedelta(minutes=5), "entry"),
+            (now - hour + timedelta(minutes=6), "exit"),
+            (now, "entry"),
+            (now + timedelta(minutes=1), "exit"),
+            (now + timedelta(minutes=2), "exit"),
+            (now + timedelta(minutes=3), "exit"),  # nobody left inside: occupancy stays 0
+        ],
+    )
+    view = AnalyticsView(app)
+    render(view.__panel__())
+    assert 'id="zv-total-entries">3<' in view.summary.object
+    assert 'id="zv-total-exits">4<' in view.summary.object
+    binned = view.binned()
+    assert binned["entries"].sum() == 3 and binned["exits"].sum() == 4
+    assert str(binned.index.tz) == "Europe/Berlin" and len(binned) == 2
+    assert view.timeline.object is not None and view.camera_chart.object is not None
+
+    view.bin = "D"
+    assert len(view.binned()) == 1
+
+    events_csv = view._events_csv().getvalue().splitlines()
+    assert events_csv[0].startswith("id,store_id,camera_id,camera_name,line_id")
+    assert len(events_csv) == 1 + 7 and "+01:00" in events_csv[1] or "+02:00" in events_csv[1]
+    counts_csv = view._binned_csv().getvalue().splitlines()
+    assert counts_csv[0] == "timestamp,entries,exits" and counts_csv[1].endswith(",3,4")
+    assert view.binned_download.filename.startswith("zvpanel-daily-")
+
+    # Live update: nothing new -> no redraw; a new event -> totals change.
+    assert view.refresh() is False
+    _events(app, camera, [(now + timedelta(minutes=4), "entry")])
+    assert view.refresh() is True
+    assert 'id="zv-total-entries">4<' in view.summary.object
+
+    # A date range without events.
+    first = now.date() - timedelta(days=30)
+    view.date_range.value = (first, first + timedelta(days=1))
+    assert view.events.empty and 'id="zv-total-entries">0<' in view.summary.object
+    render(analytics_page(app, admin))
+
+
+def test_analytics_per_camera(app, admin, video_path):
+    camera = demo_camera(app)
+    other = app.db.create_camera(camera.store_id, "Side door", str(video_path))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    _events(app, camera, [(now, "entry"), (now, "entry")])
+    _events(app, other, [(now, "exit")])
+    view = AnalyticsView(app)
+    render(view.__panel__())
+    bars = view.camera_chart.object
+    rows = {(r[0], r[1]): r[2] for r in bars.data.itertuples(index=False)}
+    assert rows[("Demo camera", "entry")] == 2 and rows[("Side door", "exit")] == 1
+    view.camera_select.value = other.id
+    assert 'id="zv-total-entries">0<' in view.summary.object
+
+
+# ---------------------------------------------------------------------- admin
+def test_admin_manages_stores_cameras_users(app, admin, video_path, tmp_path: Path):
+    view = AdminView(app, admin)
+    render(view.__panel__())
+    assert len(view.cameras_table.value) == 1
+
+    view.store_name.value, view.store_tz.value = "Berlin Mitte", "Europe/Berlin"
+    assert view.add_store_action() is True
+    assert any(
+        s.name == "Berlin Mitte" and s.timezone == "Europe/Berlin" for s in app.db.list_stores()
+    )
+    view.store_name.value, view.store_tz.value = "Nowhere", "Mars/Olympus"
+    assert view.add_store_action() is False
+    assert "Mars/Olympus" in view.status.object and view.status.alert_type == "danger"
+
+    # A camera whose source cannot be opened is not added, and the message says why.
+    store_id = next(s.id for s in app.db.list_stores() if s.name == "Berlin Mitte")
+    view.camera_store.value = store_id
+    view.camera_name.value = "Entrance"
+    view.camera_source.value = str(tmp_path / "missing.avi")
+    assert view.add_camera_action() is False
+    assert "could not be opened" in view.status.object and "missing.avi" in view.status.object
+    assert len(app.db.list_cameras(store_id)) == 0
+    view.camera_source.value = str(video_path)
+    assert view.add_camera_action() is True
+    assert "768x576" in view.status.object
+    camera = app.db.list_cameras(store_id)[0]
+    assert camera.enabled
+
+    row = list(view.cameras_table.value["id"]).index(camera.id)
+    view.cameras_table.selection = [row]
+    assert view.camera_name.value == "Entrance"
+    assert view.toggle_camera_action() is True
+    assert not app.db.get_camera(camera.id).enabled
+    view.cameras_table.selection = [list(view.cameras_table.value["id"]).index(camera.id)]
+    view.camera_name.value = "Main entrance"
+    assert view.update_camera_action() is True
+    assert app.db.get_camera(camera.id).name == "Main entrance"
+    view.cameras_table.selection = [list(view.cameras_table.value["id"]).index(camera.id)]
+    assert view.delete_camera_action() is True
+    assert app.db.get_camera(camera.id).archived
+
+    view.user_name.value, view.user_password.value = "sam", "sam-password-1"
+    assert view.add_user_action() is True
+    assert app.db.authenticate("sam", "sam-password-1") is not None
+    view.users_table.selection = [list(view.users_table.value["username"]).index("sam")]
+    assert view.toggle_admin_action() is True
+    assert app.db.get_user("sam").is_admin
+    view.users_table.selection = [list(view.users_table.value["username"]).index("sam")]
+    view.user_password.value = "new-password-2"
+    assert view.reset_password_action() is True
+    assert app.db.authenticate("sam", "new-password-2") is not None
+    assert app.db.authenticate("sam", "sam-password-1") is None
+    view.user_name.value, view.user_password.value = "tiny", "short"
+    assert view.add_user_action() is False and view.status.alert_type == "danger"
+
+
+def test_viewer_sees_admin_read_only(app, viewer):
+    view = AdminView(app, viewer)
+    render(view.__panel__())
+    assert view.add_store_button.disabled and view.add_user_button.disabled
+    assert view.store_name.disabled
+    assert len(view.users_table.value) == 2
+    stores_before = len(app.db.list_stores())
+    view.store_name.value = "Sneaky"
+    assert view.add_store_action() is False  # the server checks, whatever the browser shows
+    assert "only admins" in view.status.object
+    assert len(app.db.list_stores()) == stores_before
+    render(admin_page(app, viewer))
+
+
+def test_readme_start_command_matches_browser_tests(repo_root):
+    """The README's start command has exactly the flags the browser tests start it with."""
+    from test_ui_browser import START_ARGS
+
+    readme = (repo_root / "README.md").read_text()
+    flags = " ".join(START_ARGS[6:])
+    assert "panel serve apps/*.py" in readme and flags in readme, (
+        f"README.md must start the server with: panel serve apps/*.py {flags} --port 5006"
+    )
+
+
+# ---------------------------------------------------------------------- MJPEG streaming pane
+class _StreamServer:
+    """The real MJPEG handler on a real Tornado server (own IOLoop thread) on 127.0.0.1."""
+
+    def __init__(self, app) -> None:
+        import asyncio
+        import threading
+
+        from tornado.httpserver import HTTPServer
+        from tornado.ioloop import IOLoop
+        from tornado.web import Application
+
+        from zvpanel.web.mjpeg import MjpegHandler
+
+        self.app = app
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(asyncio.new_event_loop())
+            self.loop = IOLoop.current()
+            web = Application(
+                [(r"/stream/(\d+)\.mjpg", MjpegHandler, {"app_provider": lambda: app})]
+            )
+            self.server = HTTPServer(web)
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(16)
+            sock.setblocking(False)
+            self.port = sock.getsockname()[1]
+            self.server.add_sockets([sock])
+            ready.set()
+            self.loop.start()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        self.loop.add_callback(self.loop.stop)
+        self.thread.join(10)
+
+
+def _publish(app, camera_id: int, frames: list, calibration, start_index: int) -> None:
+    for i, image in enumerate(frames):
+        frame = Frame(image, start_index + i, 0.0, datetime.now(timezone.utc))
+        status = CameraStatus(camera_id, "online", target_fps=5.0, actual_fps=5.0)
+        app.hub.publish(
+            FrameResult(camera_id, frame, Detections.empty(), (), {}, calibration, status)
+        )
+
+
+def _read_part(stream) -> dict:
+    headers = {}
+    while True:
+        line = stream.readline().decode("latin-1").strip()
+        if not line:
+            if headers:
+                break
+            continue
+        if ":" in line:
+            key, value = line.split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+    jpeg = stream.read(int(headers["content-length"]))
+    stream.readline()
+    return {"index": int(headers["x-frame-index"]), "jpeg": jpeg}
+
+
+#: Frames sent while one client stalls: far more than the socket buffers between them hold.
+ROUNDS = 60
+
+
+def test_mjpeg_stream_auth_sharing_and_slow_clients(app, video_path):
+    import http.client
+    import time
+
+    import cv2
+
+    camera = demo_camera(app)
+    calibration = app.db.get_calibration(camera.id)
+    cap = cv2.VideoCapture(str(video_path))
+    frames = [cap.read()[1] for _ in range(20)]
+    cap.release()
+    token = issue_token(app.settings, "admin", admin=True)
+    server = _StreamServer(app)
+    try:
+        # Not logged in -> 401; unknown camera -> 404 naming it.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", f"/stream/{camera.id}.mjpg")
+        assert conn.getresponse().status == 401
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/stream/999.mjpg", headers={"Cookie": f"{SESSION_COOKIE}={token}"})
+        response = conn.getresponse()
+        assert response.status == 404 and "999" in response.reason
+
+        # Nobody watches: no frames wanted, nothing encoded.
+        from zvpanel.web.jpeg import shared_encoder
+
+        assert not app.hub.frames_wanted(camera.id)
+        encoded_before = shared_encoder().encoded
+        _publish(app, camera.id, frames[:5], calibration, 0)
+        assert shared_encoder().encoded == encoded_before
+
+        # A slow client that never reads (tiny receive buffer) and a fast one.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: tiny window
+        slow.connect(("127.0.0.1", server.port))
+        slow.sendall(
+            f"GET /stream/{camera.id}.mjpg HTTP/1.1\r\nHost: x\r\n"
+            f"Cookie: {SESSION_COOKIE}={token}\r\n\r\n".encode()
+        )
+        fast = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        fast.request(
+            "GET", f"/stream/{camera.id}.mjpg", headers={"Authorization": f"Bearer {token}"}
+        )
+        response = fast.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type").startswith("multipart/x-mixed-replace")
+        deadline = time.monotonic() + 10
+        while not app.hub.frames_wanted(camera.id):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        received = []
+        published = 0
+        for round_ in range(ROUNDS):  # one frame at a time, each read by the fast client
+            _publish(app, camera.id, [frames[round_ % len(frames)]], calibration, 100 + round_)
+            published += 1
+            received.append(_read_part(response.fp))
+        assert [p["index"] for p in received] == list(range(100, 100 + ROUNDS))
+        image = cv2.imdecode(np.frombuffer(received[-1]["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (576, 768, 3)
+        # One encoding per frame, whatever the number of viewers.
+        assert shared_encoder().encoded - encoded_before <= published + 1
+
+        # The slow client was never waited for; it gets a few buffered frames, not 30.
+        slow.settimeout(3)
+        data = b""
+        try:
+            while True:
+                chunk = slow.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        parts = data.count(b"Content-Type: image/jpeg")
+        assert 1 <= parts < published, f"the stalled client was sent {parts} of {published} frames"
+        slow.close()
+        fast.close()
+        deadline = time.monotonic() + 10
+        while app.hub.frames_wanted(camera.id):  # last viewer gone: encoding stops
+            assert time.monotonic() < deadline, "frames still wanted after the viewers left"
+            time.sleep(0.1)
+    finally:
+        server.stop()

@@ -1,0 +1,26 @@
+"""``panel serve --setup zvpanel/serve_setup.py``: start zvpanel once per server process.
+
+Panel runs this file once per process before the server accepts connections (after it
+started, with ``--num-procs``). :func:`zvpanel.app.get_app` opens the database, creates the
+first admin and the demo camera on a fresh database, loads the model and starts the
+engine; every browser session and every WebSocket route then shares that one App.
+An invalid setting stops the server here with a message naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from zvpanel.app import get_app
+
+#: zvpanel's messages in the server log: start-up, logins, camera errors.
+LOG_LEVEL = logging.INFO
+
+logging.getLogger("zvpanel").setLevel(LOG_LEVEL)
+if not logging.getLogger().handlers:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+app = get_app()
+logging.getLogger("zvpanel.serve").info(
+    "zvpanel ready: database %s, cameras running %s", app.settings.db_file, app.engine.camera_ids
+)

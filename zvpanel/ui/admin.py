@@ -1,0 +1,365 @@
+"""Admin page: stores, cameras and users. Viewers see the tables read-only.
+
+Every action re-checks on the server that the session is an admin's
+(:func:`~zvpanel.ui.session.require_admin`), whatever the browser shows. A new or
+changed camera source is opened once (:func:`~zvpanel.sources.probe_source`) before it is
+saved; if that fails the message says why and nothing is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import available_timezones
+
+import pandas as pd
+import panel as pn
+
+from ..errors import SourceError, ZvpanelError
+from ..web.auth import Claims
+from .layout import page
+from .session import is_admin, require_admin, session_claims
+
+__all__ = ["AdminView", "admin_page"]
+
+log = logging.getLogger(__name__)
+
+TABLE_HEIGHT = 220
+
+
+def _table(df: pd.DataFrame) -> pn.widgets.Tabulator:
+    return pn.widgets.Tabulator(
+        df,
+        disabled=True,
+        selectable=1,
+        show_index=False,
+        height=TABLE_HEIGHT,
+        sizing_mode="stretch_width",
+        layout="fit_data_stretch",
+    )
+
+
+class AdminView(pn.viewable.Viewer):
+    """Tables and forms; each ``*_action`` method is what a button does (tests call them)."""
+
+    def __init__(self, app, claims: Claims | None) -> None:
+        super().__init__()
+        self.app = app
+        self.claims = claims
+        self.admin = is_admin(app, claims)
+        self.status = pn.pane.Alert(
+            "", alert_type="info", visible=False, sizing_mode="stretch_width"
+        )
+        # stores
+        self.stores_table = _table(pd.DataFrame())
+        self.store_name = pn.widgets.TextInput(label="Store name", width=200)
+        self.store_tz = pn.widgets.AutocompleteInput(
+            label="Time zone",
+            options=sorted(available_timezones()),
+            value="UTC",
+            case_sensitive=False,
+            restrict=False,  # a typo reaches the server, whose message names it
+            search_strategy="includes",
+            width=200,
+        )
+        self.add_store_button = pn.widgets.Button(label="Add store", color="primary")
+        self.update_store_button = pn.widgets.Button(label="Update selected")
+        self.delete_store_button = pn.widgets.Button(label="Delete selected", color="danger")
+        # cameras
+        self.cameras_table = _table(pd.DataFrame())
+        self.camera_store = pn.widgets.Select(label="Store", width=180)
+        self.camera_name = pn.widgets.TextInput(label="Camera name", width=180)
+        self.camera_source = pn.widgets.TextInput(
+            label="Source (file path, rtsp://..., http://..., or webcam index)", width=360
+        )
+        self.camera_enabled = pn.widgets.Checkbox(label="Enabled", value=True)
+        self.add_camera_button = pn.widgets.Button(label="Add camera", color="primary")
+        self.update_camera_button = pn.widgets.Button(label="Update selected")
+        self.toggle_camera_button = pn.widgets.Button(label="Enable / disable selected")
+        self.delete_camera_button = pn.widgets.Button(label="Delete selected", color="danger")
+        # users
+        self.users_table = _table(pd.DataFrame())
+        self.user_name = pn.widgets.TextInput(label="Username", width=180)
+        self.user_password = pn.widgets.PasswordInput(label="Password (8+ characters)", width=180)
+        self.user_admin = pn.widgets.Checkbox(label="Admin", value=False)
+        self.add_user_button = pn.widgets.Button(label="Add user", color="primary")
+        self.toggle_admin_button = pn.widgets.Button(label="Make / unmake admin (selected)")
+        self.reset_password_button = pn.widgets.Button(label="Reset password of selected")
+        self._wire()
+        self.reload()
+
+    def _wire(self) -> None:
+        actions = {
+            self.add_store_button: self.add_store_action,
+            self.update_store_button: self.update_store_action,
+            self.delete_store_button: self.delete_store_action,
+            self.add_camera_button: self.add_camera_action,
+            self.update_camera_button: self.update_camera_action,
+            self.toggle_camera_button: self.toggle_camera_action,
+            self.delete_camera_button: self.delete_camera_action,
+            self.add_user_button: self.add_user_action,
+            self.toggle_admin_button: self.toggle_admin_action,
+            self.reset_password_button: self.reset_password_action,
+        }
+        for button, action in actions.items():
+            button.on_click(lambda event, action=action: action())
+            button.disabled = not self.admin
+        for widget in (
+            self.store_name,
+            self.store_tz,
+            self.camera_store,
+            self.camera_name,
+            self.camera_source,
+            self.camera_enabled,
+            self.user_name,
+            self.user_password,
+            self.user_admin,
+        ):
+            widget.disabled = not self.admin
+        self.stores_table.param.watch(lambda e: self._store_selected(), "selection")
+        self.cameras_table.param.watch(lambda e: self._camera_selected(), "selection")
+
+    # ------------------------------------------------------------------ tables
+    def reload(self) -> None:
+        db = self.app.db
+        stores = db.list_stores()
+        self.stores_table.value = pd.DataFrame(
+            [{"id": s.id, "name": s.name, "time zone": s.timezone} for s in stores],
+            columns=["id", "name", "time zone"],
+        )
+        names = {s.id: s.name for s in stores}
+        statuses = self.app.hub.statuses() if self.app.hub is not None else {}
+        self.cameras_table.value = pd.DataFrame(
+            [
+                {
+                    "id": c.id,
+                    "store": names.get(c.store_id, "?"),
+                    "name": c.name,
+                    "source": c.source,
+                    "enabled": c.enabled,
+                    "status": statuses[c.id].state if c.id in statuses else "",
+                }
+                for c in db.list_cameras()
+            ],
+            columns=["id", "store", "name", "source", "enabled", "status"],
+        )
+        self.users_table.value = pd.DataFrame(
+            [{"username": u.username, "admin": u.is_admin} for u in db.list_users()],
+            columns=["username", "admin"],
+        )
+        self.camera_store.options = {s.name: s.id for s in stores}
+        if self.camera_store.value is None and stores:
+            self.camera_store.value = stores[0].id
+
+    def _selected(self, table: pn.widgets.Tabulator, column: str):
+        if not table.selection:
+            raise ZvpanelError("select a row in the table first")
+        return table.value.iloc[table.selection[0]][column]
+
+    def _store_selected(self) -> None:
+        if self.stores_table.selection:
+            row = self.stores_table.value.iloc[self.stores_table.selection[0]]
+            self.store_name.value, self.store_tz.value = row["name"], row["time zone"]
+
+    def _camera_selected(self) -> None:
+        if self.cameras_table.selection:
+            camera = self.app.db.get_camera(int(self._selected(self.cameras_table, "id")))
+            self.camera_store.value = camera.store_id
+            self.camera_name.value = camera.name
+            self.camera_source.value = camera.source
+            self.camera_enabled.value = camera.enabled
+
+    # ------------------------------------------------------------------ running actions
+    def _run(self, what: str, action) -> bool:
+        """Check admin, run ``action``, report the outcome in the message box."""
+        try:
+            require_admin(self.app, self.claims, what)
+            done = action()
+        except (ZvpanelError, ValueError, LookupError) as error:
+            self.show(f"Could not {what}: {error}", "danger")
+            return False
+        self.reload()
+        self.show(done, "success")
+        log.info("admin %s: %s", self.claims.username, done)
+        return True
+
+    def show(self, text: str, kind: str) -> None:
+        self.status.object = text
+        self.status.alert_type = kind
+        self.status.visible = True
+
+    def _reload_engine(self, camera_id: int) -> None:
+        if self.app.engine is not None:
+            self.app.engine.reload_camera(camera_id)
+
+    # stores
+    def add_store_action(self) -> bool:
+        def act():
+            store = self.app.db.create_store(self.store_name.value.strip(), self.store_tz.value)
+            return f"Store {store.name!r} added (id {store.id})."
+
+        return self._run("add a store", act)
+
+    def update_store_action(self) -> bool:
+        def act():
+            store_id = int(self._selected(self.stores_table, "id"))
+            store = self.app.db.update_store(
+                store_id, name=self.store_name.value.strip(), timezone=self.store_tz.value
+            )
+            return f"Store {store.name!r} updated."
+
+        return self._run("update the store", act)
+
+    def delete_store_action(self) -> bool:
+        def act():
+            store_id = int(self._selected(self.stores_table, "id"))
+            self.app.db.delete_store(store_id)
+            return f"Store {store_id} deleted."
+
+        return self._run("delete the store", act)
+
+    # cameras
+    def _probe(self, source: str) -> str:
+        from ..sources import probe_source
+
+        try:
+            info = probe_source(source)
+        except SourceError as error:
+            raise SourceError(f"the source could not be opened: {error}") from None
+        return f"{info.kind} {info.width}x{info.height}" + (
+            f" at {info.fps:g} fps" if info.fps else ""
+        )
+
+    def add_camera_action(self) -> bool:
+        def act():
+            source = self.camera_source.value.strip()
+            described = self._probe(source)
+            camera = self.app.db.create_camera(
+                self.camera_store.value,
+                self.camera_name.value.strip(),
+                source,
+                enabled=self.camera_enabled.value,
+            )
+            self._reload_engine(camera.id)
+            return (
+                f"Camera {camera.name!r} added (id {camera.id}, {described}). "
+                "Calibrate it to start counting."
+            )
+
+        return self._run("add the camera", act)
+
+    def update_camera_action(self) -> bool:
+        def act():
+            camera_id = int(self._selected(self.cameras_table, "id"))
+            source = self.camera_source.value.strip()
+            if source != self.app.db.get_camera(camera_id).source:
+                self._probe(source)
+            camera = self.app.db.update_camera(
+                camera_id,
+                name=self.camera_name.value.strip(),
+                source=source,
+                enabled=self.camera_enabled.value,
+            )
+            self._reload_engine(camera_id)
+            return f"Camera {camera.name!r} updated."
+
+        return self._run("update the camera", act)
+
+    def toggle_camera_action(self) -> bool:
+        def act():
+            camera_id = int(self._selected(self.cameras_table, "id"))
+            camera = self.app.db.get_camera(camera_id)
+            camera = self.app.db.set_enabled(camera_id, not camera.enabled)
+            self._reload_engine(camera_id)
+            return f"Camera {camera.name!r} {'enabled' if camera.enabled else 'disabled'}."
+
+        return self._run("enable or disable the camera", act)
+
+    def delete_camera_action(self) -> bool:
+        def act():
+            camera_id = int(self._selected(self.cameras_table, "id"))
+            camera = self.app.db.delete_camera(camera_id)
+            self._reload_engine(camera_id)
+            return f"Camera {camera.name!r} deleted (its recorded events are kept)."
+
+        return self._run("delete the camera", act)
+
+    # users
+    def add_user_action(self) -> bool:
+        def act():
+            user = self.app.db.create_user(
+                self.user_name.value.strip(),
+                self.user_password.value,
+                is_admin=self.user_admin.value,
+            )
+            self.user_password.value = ""
+            return f"User {user.username!r} added{' as admin' if user.is_admin else ''}."
+
+        return self._run("add the user", act)
+
+    def toggle_admin_action(self) -> bool:
+        def act():
+            username = str(self._selected(self.users_table, "username"))
+            user = self.app.db.get_user(username)
+            user = self.app.db.set_admin(username, not user.is_admin)
+            return (
+                f"{user.username!r} is {'now an admin' if user.is_admin else 'no longer an admin'}."
+            )
+
+        return self._run("change the admin flag", act)
+
+    def reset_password_action(self) -> bool:
+        def act():
+            username = str(self._selected(self.users_table, "username"))
+            self.app.db.reset_password(username, self.user_password.value)
+            self.user_password.value = ""
+            return f"Password of {username!r} reset."
+
+        return self._run("reset the password", act)
+
+    # ------------------------------------------------------------------ layout
+    def __panel__(self) -> pn.viewable.Viewable:
+        note = (
+            []
+            if self.admin
+            else [
+                pn.pane.Alert(
+                    "You are a viewer: these tables are read-only. Only admins can change them.",
+                    alert_type="warning",
+                )
+            ]
+        )
+        stores = pn.Column(
+            self.stores_table,
+            pn.Row(self.store_name, self.store_tz),
+            pn.Row(self.add_store_button, self.update_store_button, self.delete_store_button),
+        )
+        cameras = pn.Column(
+            self.cameras_table,
+            pn.Row(self.camera_store, self.camera_name, self.camera_source, self.camera_enabled),
+            pn.Row(
+                self.add_camera_button,
+                self.update_camera_button,
+                self.toggle_camera_button,
+                self.delete_camera_button,
+            ),
+        )
+        users = pn.Column(
+            self.users_table,
+            pn.Row(self.user_name, self.user_password, self.user_admin),
+            pn.Row(self.add_user_button, self.toggle_admin_button, self.reset_password_button),
+        )
+        return pn.Column(
+            *note,
+            self.status,
+            pn.Tabs(("Cameras", cameras), ("Stores", stores), ("Users", users), dynamic=False),
+            sizing_mode="stretch_width",
+        )
+
+
+def admin_page(app=None, claims: Claims | None = None) -> pn.Column:
+    from ..app import get_app
+
+    app = app or get_app()
+    claims = claims or session_claims(app)
+    body = AdminView(app, claims) if claims is not None else None
+    return page("Admin", "/admin", body, claims)

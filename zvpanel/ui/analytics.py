@@ -1,0 +1,270 @@
+"""Analytics page: entries/exits over time, occupancy, per-camera breakdown, CSV downloads.
+
+Times are shown in the store's time zone; hours and days are that zone's hours and days
+(the binning is :mod:`zvpanel.storage.queries`). The charts re-query when new events
+arrive (checked every :data:`REFRESH_MS`).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from ..storage.queries import binned_counts, events_frame, occupancy, per_camera
+from ..web.auth import Claims
+from .layout import page, periodic
+from .session import session_claims
+
+__all__ = ["AnalyticsView", "analytics_page", "REFRESH_MS", "DEFAULT_DAYS"]
+
+hv.extension("bokeh", logo=False)
+
+#: How often the page looks for new events (milliseconds).
+REFRESH_MS = 3000
+#: Days shown when the page opens (ending today, in the store's time zone).
+DEFAULT_DAYS = 7
+ALL_CAMERAS = 0
+ENTRY_COLOUR, EXIT_COLOUR = "#1a7f37", "#cf222e"
+CHART_HEIGHT = 300
+
+
+def _local_naive(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Local wall-clock times without the zone (Bokeh would convert aware times to UTC)."""
+    return index.tz_localize(None) if index.tz is not None else index
+
+
+class AnalyticsView(pn.viewable.Viewer):
+    """Charts and downloads for a store (all cameras) or one camera, over a date range."""
+
+    bin = param.Selector(default="h", objects={"By hour": "h", "By day": "D"}, doc="Bin size.")
+
+    def __init__(self, app, **params) -> None:
+        super().__init__(**params)
+        self.app = app
+        stores = app.db.list_stores()
+        self.store_select = pn.widgets.Select(
+            label="Store", options={s.name: s.id for s in stores}, width=220
+        )
+        self.camera_select = pn.widgets.Select(label="Camera", width=220)
+        self.bin_select = pn.widgets.RadioButtonGroup.from_param(self.param.bin, label="Bins")
+        self.date_range = pn.widgets.DateRangePicker(label="Dates (store's time zone)", width=260)
+        self.events_download = pn.widgets.FileDownload(
+            callback=self._events_csv,
+            filename="events.csv",
+            label="Download raw events (CSV)",
+            color="primary",
+            width=260,
+        )
+        self.binned_download = pn.widgets.FileDownload(
+            callback=self._binned_csv,
+            filename="counts.csv",
+            label="Download binned counts (CSV)",
+            width=260,
+        )
+        self.summary = pn.pane.HTML(sizing_mode="stretch_width")
+        self.timeline = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
+        self.occupancy_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
+        self.camera_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
+        self.events = pd.DataFrame()
+        self.last_event_id = 0
+        self.store_select.param.watch(lambda e: self._store_changed(), "value")
+        for widget in (self.camera_select, self.date_range):
+            widget.param.watch(lambda e: self.update(), "value")
+        self.param.watch(lambda e: self.update(), "bin")
+        if stores:
+            self._store_changed()
+        periodic(self.refresh, REFRESH_MS)
+
+    # ------------------------------------------------------------------ filters
+    @property
+    def store(self):
+        return self.app.db.get_store(self.store_select.value)
+
+    def _store_changed(self) -> None:
+        store = self.store
+        cameras = self.app.db.list_cameras(store.id, include_deleted=True)
+        options = {"All cameras": ALL_CAMERAS}
+        options.update({f"{c.name}{' (deleted)' if c.archived else ''}": c.id for c in cameras})
+        today = datetime.now(store.tz).date()
+        with param.parameterized.batch_call_watchers(self):
+            self.camera_select.options = options
+            self.camera_select.value = ALL_CAMERAS
+            self.date_range.value = (today - timedelta(days=DEFAULT_DAYS - 1), today)
+        self.update()
+
+    def utc_window(self) -> tuple[datetime, datetime]:
+        """The selected local dates as a UTC [start, end) window."""
+        tz = ZoneInfo(self.store.timezone)
+        first, last = self.date_range.value or (date.today(), date.today())
+        start = datetime.combine(first, time.min, tz)
+        end = datetime.combine(last + timedelta(days=1), time.min, tz)
+        return start, end
+
+    def query(self, after_id: int | None = None) -> pd.DataFrame:
+        start, end = self.utc_window()
+        camera = self.camera_select.value or None
+        return events_frame(
+            self.app.db,
+            store_id=self.store_select.value,
+            camera_id=camera,
+            start=start,
+            end=end,
+            after_id=after_id,
+        )
+
+    # ------------------------------------------------------------------ data
+    def update(self) -> None:
+        """Re-read the events and redraw everything."""
+        if self.store_select.value is None:
+            return
+        self.events = self.query()
+        if len(self.events):
+            self.last_event_id = max(self.last_event_id, int(self.events["id"].max()))
+        self._draw()
+
+    def refresh(self) -> bool:
+        """Redraw if events arrived since the last look (the periodic callback)."""
+        if self.store_select.value is None:
+            return False
+        if self.query(after_id=self.last_event_id).empty:
+            return False
+        self.update()
+        return True
+
+    def binned(self) -> pd.DataFrame:
+        return binned_counts(self.events, self.bin, self.store.timezone)
+
+    # ------------------------------------------------------------------ charts
+    def _draw(self) -> None:
+        tz = self.store.timezone
+        df = self.events
+        entries = int((df["direction"] == "entry").sum()) if len(df) else 0
+        exits = int((df["direction"] == "exit").sum()) if len(df) else 0
+        self.summary.object = (
+            f'<div style="font-size:1.1em">Entries <b id="zv-total-entries">{entries}</b> · '
+            f'Exits <b id="zv-total-exits">{exits}</b> · events shown in {tz} time</div>'
+        )
+        self.timeline.object = self._timeline_chart()
+        self.occupancy_chart.object = self._occupancy_chart()
+        self.camera_chart.object = self._camera_chart()
+
+    def _timeline_chart(self):
+        label = "hour" if self.bin == "h" else "day"
+        if self.events.empty:
+            return hv.Curve([], "time", "people").opts(
+                title=f"Entries and exits per {label}: no events"
+            )
+        binned = self.binned()
+        times = _local_naive(binned.index)
+        width = (3600 if self.bin == "h" else 86400) * 1000 * 0.4  # bar width in ms
+        offset = pd.to_timedelta(width / 2, unit="ms")
+        entry_bars = hv.Rectangles(
+            [(t, 0, t + offset, v) for t, v in zip(times, binned["entries"], strict=True)],
+            label="entries",
+        ).opts(color=ENTRY_COLOUR, line_alpha=0)
+        exit_bars = hv.Rectangles(
+            [
+                (t + offset, 0, t + 2 * offset, v)
+                for t, v in zip(times, binned["exits"], strict=True)
+            ],
+            label="exits",
+        ).opts(color=EXIT_COLOUR, line_alpha=0)
+        return (entry_bars * exit_bars).opts(
+            title=f"Entries and exits per {label} ({self.store.timezone})",
+            xlabel="time",
+            ylabel="people",
+            responsive=True,
+            height=CHART_HEIGHT,
+            legend_position="top_left",
+            show_legend=True,
+        )
+
+    def _occupancy_chart(self):
+        if self.events.empty:
+            return hv.Curve([], "time", "inside").opts(title="Occupancy: no events")
+        occ = occupancy(self.events, self.store.timezone)
+        curve = hv.Curve(
+            (_local_naive(pd.DatetimeIndex(occ.index)), occ["occupancy"]), "time", "inside"
+        )
+        return curve.opts(
+            interpolation="steps-post",
+            title="Occupancy through the day (entries - exits)",
+            responsive=True,
+            height=CHART_HEIGHT,
+            color="#0b6bcb",
+            line_width=2,
+        )
+
+    def _camera_chart(self):
+        if self.events.empty:
+            return hv.Bars([], ["camera", "direction"], "people").opts(
+                title="Per camera: no events"
+            )
+        table = per_camera(self.events)
+        rows = [
+            (r.camera_name, direction, int(r.entries if direction == "entry" else r.exits))
+            for r in table.itertuples()
+            for direction in ("entry", "exit")
+        ]
+        bars = hv.Bars(rows, ["camera", "direction"], "people")
+        return bars.opts(
+            title="Entries and exits per camera",
+            responsive=True,
+            height=CHART_HEIGHT,
+            color="direction",
+            cmap={"entry": ENTRY_COLOUR, "exit": EXIT_COLOUR},
+            xlabel="",
+        )
+
+    # ------------------------------------------------------------------ downloads
+    def _events_csv(self) -> io.StringIO:
+        df = self.events.copy()
+        if not df.empty:
+            df["local_time"] = pd.DatetimeIndex(df["timestamp"]).tz_convert(self.store.timezone)
+        self.events_download.filename = self._filename("events")
+        return io.StringIO(df.to_csv(index=False))
+
+    def _binned_csv(self) -> io.StringIO:
+        binned = (
+            self.binned() if not self.events.empty else pd.DataFrame(columns=["entries", "exits"])
+        )
+        self.binned_download.filename = self._filename("hourly" if self.bin == "h" else "daily")
+        return io.StringIO(binned.to_csv(index_label="timestamp"))
+
+    def _filename(self, what: str) -> str:
+        first, last = self.date_range.value
+        return f"zvpanel-{what}-store{self.store_select.value}-{first}-{last}.csv"
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if not self.store_select.options:
+            return pn.pane.Alert("No stores yet: an admin can add one on the Admin page.")
+        filters = pn.Row(
+            self.store_select,
+            self.camera_select,
+            self.date_range,
+            pn.Column(pn.pane.Markdown("Bins", margin=(0, 10)), self.bin_select),
+        )
+        downloads = pn.Row(self.events_download, self.binned_download)
+        return pn.Column(
+            filters,
+            self.summary,
+            downloads,
+            self.timeline,
+            pn.Row(self.occupancy_chart, self.camera_chart, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+
+def analytics_page(app=None, claims: Claims | None = None) -> pn.Column:
+    from ..app import get_app
+
+    app = app or get_app()
+    claims = claims or session_claims(app)
+    body = AnalyticsView(app) if claims is not None else None
+    return page("Analytics", "/analytics", body, claims)

@@ -1,0 +1,175 @@
+"""Live page: annotated video of one or several cameras, their status and counts."""
+
+from __future__ import annotations
+
+import html
+
+import panel as pn
+import param
+
+from ..engine.result import CameraStatus
+from ..web.auth import Claims
+from .layout import page, periodic
+from .session import session_claims
+from .streaming_image import StreamingImage
+
+__all__ = ["CameraTile", "LiveView", "live_page", "STATUS_REFRESH_MS", "MAX_TILES"]
+
+#: How often status and counts are refreshed in the browser (milliseconds).
+STATUS_REFRESH_MS = 1000
+#: Cameras shown at once in the grid (each one is a live stream to the browser).
+MAX_TILES = 4
+#: Widest a tile gets (pixels): a single camera should not fill a wide screen.
+TILE_MAX_WIDTH = 900
+
+_STATE_COLOURS = {
+    "online": "#1a7f37",
+    "starting": "#6e7781",
+    "reconnecting": "#bf8700",
+    "offline": "#cf222e",
+    "stopped": "#6e7781",
+}
+
+_TILE_CSS = """
+.zv-status { font-family: system-ui, sans-serif; font-size: 0.95em; line-height: 1.5; }
+.zv-badge { color: #fff; padding: 1px 8px; border-radius: 10px; font-weight: 600; }
+.zv-warn { color: #9a6700; font-weight: 600; }
+.zv-counts b { font-size: 1.2em; }
+"""
+
+
+def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] | None) -> str:
+    """The status block under a camera's video (pure, so tests can read it)."""
+    if status is None:
+        return (
+            '<div class="zv-status"><span class="zv-badge" style="background:#6e7781" '
+            'data-state="none">not running</span> the engine has not started this camera '
+            "(disabled or not calibrated)</div>"
+        )
+    colour = _STATE_COLOURS.get(status.state, "#6e7781")
+    parts = [
+        f'<span class="zv-badge" style="background:{colour}" data-state="{status.state}">'
+        f"{status.state}</span>"
+    ]
+    if status.last_error:
+        parts.append(f' <span class="zv-reason">{html.escape(status.last_error)}</span>')
+    parts.append(
+        f'<br>Detection rate: <span class="zv-fps">{status.actual_fps:.1f}</span> of '
+        f"{status.target_fps:.1f} fps target · {status.processing_ms:.0f} ms per frame"
+    )
+    if status.hardware_limited:
+        parts.append(
+            ' <span class="zv-warn" data-hardware-limited="1">hardware limited: '
+            "the machine cannot keep the target rate</span>"
+        )
+    counts = counts or {}
+    entries = sum(c["entries"] for c in counts.values())
+    exits = sum(c["exits"] for c in counts.values())
+    per_line = ", ".join(
+        f"{html.escape(line)}: {c['entries']} in / {c['exits']} out" for line, c in counts.items()
+    )
+    parts.append(
+        f'<br><span class="zv-counts">Entries <b class="zv-entries">{entries}</b> · '
+        f'Exits <b class="zv-exits">{exits}</b></span>'
+    )
+    if len(counts) > 1:
+        parts.append(f"<br><small>{per_line}</small>")
+    return f'<div class="zv-status">{"".join(parts)}</div>'
+
+
+class CameraTile(pn.viewable.Viewer):
+    """One camera: its video, status, detection rate and running counts."""
+
+    camera_id = param.Integer(doc="Camera shown.")
+    title = param.String(doc="Heading of the tile.")
+
+    def __init__(self, app, **params) -> None:
+        super().__init__(**params)
+        self.app = app
+        self.image = StreamingImage(camera_id=self.camera_id, sizing_mode="stretch_width")
+        self.status = pn.pane.HTML(stylesheets=[_TILE_CSS], sizing_mode="stretch_width")
+        self.refresh()
+
+    def refresh(self) -> None:
+        status = self.app.hub.status(self.camera_id)
+        latest = self.app.hub.latest(self.camera_id)
+        counts = latest.counts if latest is not None else None
+        if (
+            counts is None
+            and self.app.engine is not None
+            and self.app.engine.worker(self.camera_id)
+        ):
+            counts = self.app.engine.counts(self.camera_id)
+        self.status.object = status_html(status, counts)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.Markdown(f"### {self.title}", margin=(0, 5)),
+            self.image,
+            self.status,
+            sizing_mode="stretch_width",
+            max_width=TILE_MAX_WIDTH,
+            styles={"border": "1px solid #d0d7de", "border-radius": "6px"},
+            css_classes=["zv-tile"],
+        )
+
+
+class LiveView(pn.viewable.Viewer):
+    """A grid of camera tiles; the user picks which cameras (up to :data:`MAX_TILES`)."""
+
+    columns = param.Integer(default=2, bounds=(1, 4), doc="Tiles per row.")
+
+    def __init__(self, app, **params) -> None:
+        super().__init__(**params)
+        self.app = app
+        cameras = app.db.list_cameras()
+        stores = {s.id: s.name for s in app.db.list_stores()}
+        self.options = {f"{stores.get(c.store_id, '?')} / {c.name}": c.id for c in cameras}
+        self.picker = pn.widgets.MultiChoice(
+            label="Cameras",
+            options=self.options,
+            value=list(self.options.values())[:MAX_TILES],
+            max_items=MAX_TILES,
+            sizing_mode="stretch_width",
+        )
+        self.columns_input = pn.widgets.IntSlider.from_param(
+            self.param.columns, label="Tiles per row", width=200
+        )
+        self.grid = pn.GridBox(ncols=self.columns, sizing_mode="stretch_width")
+        self.tiles: list[CameraTile] = []
+        self.picker.param.watch(self._rebuild, "value")
+        self.param.watch(self._rebuild, "columns")
+        self._rebuild()
+        periodic(self.refresh, STATUS_REFRESH_MS)
+
+    def _rebuild(self, *_) -> None:
+        names = {v: k for k, v in self.options.items()}
+        self.tiles = [
+            CameraTile(self.app, camera_id=cid, title=names.get(cid, f"camera {cid}"))
+            for cid in self.picker.value
+        ]
+        self.grid.ncols = min(self.columns, max(1, len(self.tiles)))
+        self.grid.objects = self.tiles
+
+    def refresh(self) -> None:
+        for tile in self.tiles:
+            tile.refresh()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if not self.options:
+            return pn.pane.Alert("No cameras yet: an admin can add one on the Admin page.")
+        return pn.Column(
+            pn.Row(self.picker, self.columns_input, sizing_mode="stretch_width"),
+            self.grid,
+            sizing_mode="stretch_width",
+        )
+
+
+def live_page(app=None, claims: Claims | None = None) -> pn.Column:
+    """The whole live page for the current session (or the given claims, in tests)."""
+    from ..app import get_app
+
+    app = app or get_app()
+    claims = claims or session_claims(app)
+    body = LiveView(app) if claims is not None else None
+    return page("Live", "/live", body, claims)

@@ -1,0 +1,189 @@
+"""Bokeh/Panel ``--auth-module``: every dashboard page needs a login.
+
+The session is the JWT of :mod:`zvpanel.web.auth` (signed with the configured secret,
+expiring after ``jwt_expiry_minutes``) kept in the ``zvpanel_session`` cookie: HttpOnly,
+SameSite=Lax. The same token is accepted by the WebSocket feed, so one login serves both.
+
+Bokeh loads this file by path (``panel serve --auth-module zvpanel/web/auth_module.py``)
+and reads ``get_user``, ``login_url``, ``LoginHandler``, ``logout_url`` and
+``LogoutHandler`` from it. Dashboards and the MJPEG route import it as
+``zvpanel.web.auth_module`` for :func:`request_claims` / :func:`cookie_claims`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from urllib.parse import urlparse
+
+from tornado.web import RequestHandler
+
+from zvpanel.config import Settings
+from zvpanel.errors import AuthError
+from zvpanel.web.auth import (
+    SESSION_COOKIE,
+    Claims,
+    LoginThrottle,
+    issue_token,
+    token_from_request,
+    verify_token,
+)
+
+__all__ = [
+    "get_user",
+    "login_url",
+    "logout_url",
+    "LoginHandler",
+    "LogoutHandler",
+    "request_claims",
+    "cookie_claims",
+    "SESSION_COOKIE",
+]
+
+log = logging.getLogger(__name__)
+
+login_url = "/login"
+logout_url = "/logout"
+#: Where a successful login goes when the login page was opened directly.
+DEFAULT_NEXT = "/"
+
+#: One throttle per server process: repeated wrong passwords from one IP are slowed down.
+_throttle = LoginThrottle()
+
+
+def _app():
+    from zvpanel.app import get_app
+
+    return get_app()
+
+
+def request_claims(handler: RequestHandler, settings: Settings) -> Claims | None:
+    """The verified claims of a Tornado request (cookie, bearer or ``?token=``), or None."""
+    try:
+        return verify_token(settings, token_from_request(handler.request))
+    except AuthError:
+        return None
+
+
+def cookie_claims(cookies: dict, settings: Settings) -> Claims | None:
+    """The verified claims in a Panel session's cookies (``pn.state.cookies``), or None."""
+    token = cookies.get(SESSION_COOKIE) if cookies else None
+    if token is not None and not isinstance(token, str):  # a tornado Morsel
+        token = token.value
+    try:
+        return verify_token(settings, token)
+    except AuthError:
+        return None
+
+
+def get_user(request_handler: RequestHandler) -> str | None:
+    """Bokeh's hook: the logged-in username, or None (Bokeh then redirects to the login)."""
+    claims = request_claims(request_handler, _app().settings)
+    return None if claims is None else claims.username
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: a login link must not redirect to another site."""
+    if not target:
+        return DEFAULT_NEXT
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return DEFAULT_NEXT
+    return target
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zvpanel - log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body {{ font-family: system-ui, sans-serif; background: #f3f5f8; margin: 0; }}
+ form {{ max-width: 340px; margin: 12vh auto; background: #fff; padding: 28px 32px;
+        border-radius: 8px; box-shadow: 0 2px 12px rgba(0,0,0,.08); }}
+ h1 {{ font-size: 1.4em; margin: 0 0 4px; }} p.sub {{ color: #666; margin: 0 0 18px; }}
+ label {{ display: block; margin: 12px 0 4px; font-weight: 600; }}
+ input {{ width: 100%; box-sizing: border-box; padding: 8px; font-size: 1em;
+         border: 1px solid #bbb; border-radius: 4px; }}
+ button {{ margin-top: 20px; width: 100%; padding: 10px; font-size: 1em; border: 0;
+          border-radius: 4px; background: #0b6bcb; color: #fff; cursor: pointer; }}
+ .error {{ background: #fdecea; color: #a61b1b; padding: 8px 10px; border-radius: 4px; }}
+ .info {{ background: #e8f3fc; color: #134a7c; padding: 8px 10px; border-radius: 4px; }}
+</style></head>
+<body><form method="post" action="{action}">
+<h1>zvpanel</h1><p class="sub">People counting - log in</p>
+{message}
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" value="{username}" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<input type="hidden" name="next" value="{next}">
+<button type="submit" id="login">Log in</button>
+</form></body></html>"""
+
+
+class LoginHandler(RequestHandler):
+    """``GET /login`` shows the form; ``POST /login`` checks it and sets the session cookie."""
+
+    def get(self) -> None:
+        message = ""
+        if self.get_argument("logged_out", None):
+            message = '<p class="info">You are logged out.</p>'
+        self._render(message, "", self.get_argument("next", DEFAULT_NEXT))
+
+    def post(self) -> None:
+        app = _app()
+        username = self.get_body_argument("username", "").strip()
+        password = self.get_body_argument("password", "")
+        target = self.get_body_argument("next", DEFAULT_NEXT)
+        client = self.request.remote_ip or "?"
+        wait = _throttle.retry_after(client)
+        if wait > 0:
+            self.set_status(429)
+            self.set_header("Retry-After", str(int(wait) + 1))
+            self._render(
+                f'<p class="error">Too many failed logins. Try again in {int(wait) + 1} s.</p>',
+                username,
+                target,
+            )
+            return
+        user = app.db.authenticate(username, password) if username and password else None
+        if user is None:
+            _throttle.failure(client)
+            self.set_status(401)
+            self._render(
+                '<p class="error" id="login-error">Wrong username or password.</p>',
+                username,
+                target,
+            )
+            return
+        _throttle.success(client)
+        token = issue_token(app.settings, user.username, admin=user.is_admin)
+        self.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+            expires_days=app.settings.jwt_expiry_minutes / (60 * 24),
+            path="/",
+        )
+        log.info("login: %s (admin=%s)", user.username, user.is_admin)
+        self.redirect(_safe_next(target))
+
+    def _render(self, message: str, username: str, target: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            _PAGE.format(
+                action=html.escape(login_url),
+                message=message,
+                username=html.escape(username),
+                next=html.escape(_safe_next(target)),
+            )
+        )
+
+
+class LogoutHandler(RequestHandler):
+    """``GET /logout``: drop the session cookie and go back to the login page."""
+
+    def get(self) -> None:
+        self.clear_cookie(SESSION_COOKIE, path="/")
+        self.redirect(f"{login_url}?logged_out=1")
