@@ -203,6 +203,27 @@ def _summary_html(result: EvaluationReport, title: str) -> str:
     )
 
 
+def _standalone_resources():
+    """Bokeh's inline resources without the external files of other model classes.
+
+    Bokeh links the ``__css__``/``__javascript__`` URLs of every model class imported in
+    the process (Panel's Tabulator, once a dashboard has run in it). The report uses none
+    of them and must open offline, so it links none.
+    """
+    from bokeh.resources import Resources
+
+    class StandaloneResources(Resources):
+        def _collect_external_resources(self, resource_attr):  # noqa: ARG002
+            return []
+
+        def clone(self, *, components=None):
+            twin = super().clone(components=components)
+            twin.__class__ = StandaloneResources  # Bokeh's clone() builds a plain Resources
+            return twin
+
+    return StandaloneResources(mode="inline")
+
+
 def write_html_report(
     result: EvaluationReport,
     path: str | Path,
@@ -221,12 +242,11 @@ def write_html_report(
     from bokeh.io import save
     from bokeh.layouts import column
     from bokeh.models import Div
-    from bokeh.resources import INLINE
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     plots = report_plots(result, calibration, fps=fps, frame_size=frame_size)
     models = [Div(text=_summary_html(result, title), width=PLOT_WIDTH)]
     models.extend(hv.render(plot, backend="bokeh") for plot in plots)
-    save(column(*models), filename=str(path), resources=INLINE, title=title)
+    save(column(*models), filename=str(path), resources=_standalone_resources(), title=title)
     return path
