@@ -9,6 +9,9 @@ __all__ = [
     "SourceError",
     "ModelError",
     "NotFoundError",
+    "InvalidValueError",
+    "ConflictError",
+    "GroundTruthError",
     "AuthError",
 ]
 
@@ -35,6 +38,18 @@ class ModelError(ZvpanelError):
 
 class NotFoundError(ZvpanelError, LookupError):
     """A store, camera, user or calibration does not exist."""
+
+
+class InvalidValueError(ZvpanelError, ValueError):
+    """A value given to the database is invalid (bad time zone, empty name, short password)."""
+
+
+class ConflictError(ZvpanelError):
+    """The change clashes with what is stored (duplicate name, store that still has cameras)."""
+
+
+class GroundTruthError(ZvpanelError, ValueError):
+    """A ground-truth file cannot be read."""
 
 
 class AuthError(ZvpanelError):

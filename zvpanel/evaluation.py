@@ -18,7 +18,7 @@ import numpy as np
 from .calibration import Calibration, CountingLine
 from .counting import CrossingEvent, LineCounter
 from .detections import Detections
-from .errors import ZvpanelError
+from .errors import GroundTruthError
 
 __all__ = [
     "GroundTruth",
@@ -35,10 +35,6 @@ __all__ = [
 #: needs a few detections to confirm a track, and slower detection rates see the crossing late.
 DEFAULT_MATCH_WINDOW_S = 1.5
 DIRECTIONS = ("entry", "exit")
-
-
-class GroundTruthError(ZvpanelError, ValueError):
-    """A ground-truth file cannot be read."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..calibration import Calibration, parse_calibration
-from ..errors import ConfigError, NotFoundError, ZvpanelError
+from ..errors import ConfigError, ConflictError, InvalidValueError, NotFoundError, ZvpanelError
 from .schema import migrate
 
 __all__ = [
@@ -79,14 +79,6 @@ MAX_NAME_LENGTH = 100
 _CONFIG_REVISION_KEY = "config_revision"
 #: Fixed width, so that comparing the strings compares the times.
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class InvalidValueError(ZvpanelError, ValueError):
-    """A value given to the database is invalid (bad time zone, empty name, short password)."""
-
-
-class ConflictError(ZvpanelError):
-    """The change clashes with what is stored (duplicate name, store that still has cameras)."""
 
 
 # --------------------------------------------------------------------------- values
