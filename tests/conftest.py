@@ -57,3 +57,28 @@ def settings(tmp_path: Path, model_path: str, video_path: Path, monkeypatch) -> 
     monkeypatch.setenv("ZVPANEL_DEV_MODE", "1")
     monkeypatch.setenv("ZVPANEL_SAMPLE_VIDEO", str(video_path))
     return load_settings()
+
+
+#: Debian's Chromium (apt-get install chromium): Playwright cannot download its own here.
+CHROMIUM = "/usr/bin/chromium"
+#: Headless as root, and without the background connections a closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def launch_chromium():
+    """``launch_chromium(playwright)`` -> a headless Browser on Debian's Chromium."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (.ci/run does)")
+
+    def launch(playwright):
+        return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+    return launch

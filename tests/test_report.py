@@ -123,7 +123,7 @@ def test_write_html_report_without_calibration(evaluation, tmp_path):
 
 
 @pytest.mark.ui
-def test_report_renders_in_a_browser_without_network(evaluation, tmp_path):
+def test_report_renders_in_a_browser_without_network(evaluation, tmp_path, launch_chromium):
     from playwright.sync_api import sync_playwright
 
     path = write_html_report(evaluation[0], tmp_path / "report.html", calibration=CALIBRATION)
@@ -138,17 +138,7 @@ def test_report_renders_in_a_browser_without_network(evaluation, tmp_path):
             r.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -41,15 +41,8 @@ START_ARGS = [
     "zvpanel/web/auth_module.py",
     "--index",
     "live",
-]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    "--num-threads",
+    "4",
 ]
 #: Start-up loads the model and opens the demo camera (seconds, generous on 2 busy cores).
 SERVER_START_TIMEOUT_S = 120
@@ -129,11 +122,11 @@ def server(tmp_path_factory, model_path: str) -> Iterator[dict]:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(launch_chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
 

@@ -660,14 +660,6 @@ def test_running_engine_feeds_detections_and_live_frames(settings):
 
 
 # ---------------------------------------------------------------------- example page
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Frames published per second while the browser connects.
 PAGE_PUBLISH_FPS = 10.0
 #: Playwright waits at most this long for the page (milliseconds).
@@ -676,7 +668,7 @@ PAGE_TIMEOUT_MS = 60_000
 
 @pytest.mark.ui
 @pytest.mark.model
-def test_example_page_draws_the_boxes_over_the_video(feed):
+def test_example_page_draws_the_boxes_over_the_video(feed, launch_chromium):
     import threading
 
     from playwright.sync_api import sync_playwright
@@ -693,7 +685,7 @@ def test_example_page_draws_the_boxes_over_the_video(feed):
     publisher.start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = launch_chromium(p)
             page = browser.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(f"{feed.server.url}/feed/")
