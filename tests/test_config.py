@@ -98,3 +98,11 @@ def test_missing_config_file(clean_env, tmp_path):
     clean_env.setenv("ZVPANEL_CONFIG_FILE", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="nope.toml"):
         load_settings()
+
+
+def test_sample_video_falls_back_to_the_shipped_copy(clean_env, tmp_path, repo_root):
+    # Started from another folder: the demo still finds the project's data/vtest.avi.
+    assert load_settings().sample_video_file == repo_root / "data" / "vtest.avi"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "vtest.avi").write_bytes(b"local copy")
+    assert load_settings().sample_video_file == tmp_path / "data" / "vtest.avi"

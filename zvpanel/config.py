@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         return self.resolve(self.db_path)
 
     @property
+    def sample_video_file(self) -> Path:
+        """The demo video: from the working directory, else the copy in this project's data/."""
+        path = self.resolve(self.sample_video)
+        shipped = PROJECT_ROOT / self.sample_video
+        if not path.exists() and not self.sample_video.is_absolute() and shipped.exists():
+            return shipped
+        return path.resolve()
+
+    @property
     def data_dir(self) -> Path:
         return self.db_file.parent
 

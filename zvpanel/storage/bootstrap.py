@@ -111,7 +111,7 @@ def _dev_admin(db: Database, settings: Settings) -> str | None:
 def _demo(db: Database, settings: Settings) -> tuple[int | None, int | None]:
     if db.list_stores() or db.get_meta(_DEMO_DONE_KEY):
         return None, None
-    video = settings.resolve(settings.sample_video).resolve()
+    video = settings.sample_video_file
     if not video.is_file():
         log.warning(
             "demo camera: %s does not exist; set %sSAMPLE_VIDEO to a video file", video, ENV_PREFIX
