@@ -19,11 +19,9 @@ from ..config import load_settings
 from ..errors import CalibrationError, SourceError, ZvpanelError
 from ..storage import Database, InvalidValueError, bootstrap
 from ..storage.schema import SCHEMA_VERSION
+from .lines import ANCHORS, add_line_arguments, lines_from_args
 
 __all__ = ["register"]
-
-ORIENTATIONS = ("leftToRight", "rightToLeft")
-ANCHORS = ("bottom_center", "center")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -296,23 +294,7 @@ def _calibrate_command(sub: argparse._SubParsersAction) -> None:
         "screen is an entry.",
     )
     p.add_argument("camera_id", type=int, metavar="CAMERA_ID")
-    p.add_argument(
-        "--line",
-        nargs=4,
-        type=float,
-        action="append",
-        metavar=("X1", "Y1", "X2", "Y2"),
-        help="a counting line in pixels (repeat for several lines)",
-    )
-    p.add_argument(
-        "--line-id", action="append", metavar="ID", help="name of each line (default line-1, ...)"
-    )
-    p.add_argument(
-        "--orientation",
-        action="append",
-        choices=ORIENTATIONS,
-        help="entry direction: once for all lines, or once per line",
-    )
+    add_line_arguments(p, line_ids=True)
     roi = p.add_mutually_exclusive_group()
     roi.add_argument(
         "--roi", nargs=4, type=float, metavar=("X1", "Y1", "X2", "Y2"), help="region of interest"
@@ -334,27 +316,9 @@ def _calibrate_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_calibrate)
 
 
-def _lines(args: argparse.Namespace) -> list[dict[str, Any]]:
-    n = len(args.line)
-    ids = args.line_id or [f"line-{i + 1}" for i in range(n)]
-    if len(ids) != n:
-        raise CalibrationError(f"{len(ids)} --line-id for {n} --line; give one per line")
-    orientations = args.orientation or ["leftToRight"]
-    if len(orientations) == 1:
-        orientations = orientations * n
-    if len(orientations) != n:
-        raise CalibrationError(
-            f"{len(orientations)} --orientation for {n} --line; give one, or one per line"
-        )
-    return [
-        {"id": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "orientation": o}
-        for i, (x1, y1, x2, y2), o in zip(ids, args.line, orientations, strict=True)
-    ]
-
-
 def _new_calibration(args: argparse.Namespace, current: Calibration | None) -> Calibration:
     data: dict[str, Any] = current.model_dump() if current else {}
-    data["lines"] = _lines(args)
+    data["lines"] = lines_from_args(args)
     if args.roi:
         data["roi"] = tuple(args.roi)
     elif args.no_roi:

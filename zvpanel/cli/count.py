@@ -16,11 +16,10 @@ from ..config import Settings, load_settings
 from ..errors import CalibrationError, SourceError
 from ..pipeline import CountingPipeline, FrameSampler, OfflineRun, PipelineOutput, run_offline
 from ..sources import Frame, SourceInfo, iter_frames, probe_source
+from .lines import ANCHORS, add_line_arguments, lines_from_args
 
 __all__ = ["register", "build_calibration", "count_video"]
 
-ORIENTATIONS = ("leftToRight", "rightToLeft")
-ANCHORS = ("bottom_center", "center")
 TRACKERS = ("bytetrack", "botsort")
 #: Codec of ``--annotate`` videos (MPEG-4 part 2: OpenCV's pip wheels can always write it).
 ANNOTATE_FOURCC = "mp4v"
@@ -66,21 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", metavar="VIDEO", help="video file (or stream URL)")
-    p.add_argument(
-        "--line",
-        nargs=4,
-        type=float,
-        action="append",
-        metavar=("X1", "Y1", "X2", "Y2"),
-        help="a counting line in pixels (repeat for several lines: line-1, line-2, ...)",
-    )
-    p.add_argument(
-        "--orientation",
-        choices=ORIENTATIONS,
-        action="append",
-        help="which crossing is an entry: once for all lines, or once per --line "
-        "(default leftToRight)",
-    )
+    add_line_arguments(p)
     p.add_argument(
         "--calibration", type=Path, metavar="FILE.json", help="a calibration JSON instead of --line"
     )
@@ -119,22 +104,7 @@ def build_calibration(args: argparse.Namespace, source_fps: float) -> Calibratio
     else:
         if not args.line:
             raise CalibrationError("give at least one --line X1 Y1 X2 Y2 (or --calibration)")
-        orientations = args.orientation or ["leftToRight"]
-        if len(orientations) not in (1, len(args.line)):
-            raise CalibrationError(
-                f"--orientation given {len(orientations)} times for {len(args.line)} lines; "
-                "give it once for all lines or once per line"
-            )
-        if len(orientations) == 1:
-            orientations = orientations * len(args.line)
-        data = {
-            "lines": [
-                {"id": f"line-{i}", "x1": x1, "y1": y1, "x2": x2, "y2": y2, "orientation": o}
-                for i, ((x1, y1, x2, y2), o) in enumerate(
-                    zip(args.line, orientations, strict=True), start=1
-                )
-            ]
-        }
+        data = {"lines": lines_from_args(args)}
     if args.roi is not None:
         data["roi"] = list(args.roi)
     if args.fps is not None:
