@@ -244,6 +244,19 @@ def test_validation_messages(app, admin, change, message):
     assert app.db.get_calibration(camera.id) == before
 
 
+def test_badly_placed_line_gets_a_warning_and_can_still_be_saved(app, admin):
+    camera = demo_camera(app)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    editor.roi_enabled.value = False
+    # Along the bottom edge of the 768x576 frame: valid, but few people's feet get there.
+    editor.lines_source.data = {"xs": [[10.0, 700.0]], "ys": [[572.0, 572.0]]}
+    assert editor.status.alert_type == "warning"
+    assert "Check the placement" in editor.status.object and "edge" in editor.status.object
+    assert editor.save() is True
+    assert app.db.get_calibration(camera.id).lines[0].y1 == 572.0
+
+
 def test_admin_saves_calibration(app, admin):
     camera = demo_camera(app)
     editor = CalibrationEditor(app, admin, camera.id)

@@ -40,6 +40,7 @@ from ..calibration import (
     CountingLine,
     parse_calibration,
 )
+from ..calibration_check import check_calibration
 from ..errors import AuthError, CalibrationError, NotFoundError, SourceError
 from ..web.auth import Claims
 from .layout import page
@@ -554,11 +555,17 @@ class CalibrationEditor(pn.viewable.Viewer):
         except CalibrationError as error:
             self.show(str(error), "danger")
             return None
-        self.show(
+        summary = (
             f"Valid: {len(calibration.lines)} line(s), detection at {calibration.detection_fps:g}/s"
-            + ("" if self.admin else " (only admins can save)"),
-            "success",
+            + ("" if self.admin else " (only admins can save)")
         )
+        # Placement advice (near an edge, outside the ROI): it may be saved all the same.
+        warnings = check_calibration(calibration, (self.width, self.height)) if self.width else []
+        if warnings:
+            advice = "; ".join(w.message for w in warnings)
+            self.show(f"{summary}. Check the placement: {advice}", "warning")
+        else:
+            self.show(summary, "success")
         return calibration
 
     def preview(self) -> int | None:
