@@ -221,6 +221,16 @@ def test_pacer_keeps_the_rate_without_drift_or_bursts():
     assert pacer.delay(101.2) == pytest.approx(0.1)
 
 
+def test_pacer_with_a_longer_max_lag_catches_up_before_starting_afresh():
+    # A file source allows 1 s of lag: a short hiccup is caught up, a long one is not.
+    pacer = Pacer(10.0, max_lag=1.0)
+    pacer.taken(100.0)
+    pacer.taken(100.5)  # 0.4 s late: still on the old schedule, the next is overdue
+    assert pacer.delay(100.5) == 0.0
+    pacer.taken(102.0)  # 1.8 s late: afresh
+    assert pacer.delay(102.0) == pytest.approx(0.1)
+
+
 def test_moving_mean_starts_at_the_first_value():
     mean = MovingMean(weight=0.5)
     assert mean.add(10.0) == 10.0

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..rate import MovingMean, Pacer, RateMeter
 from .engine import DISABLED, NOT_CALIBRATED, Engine
 from .hub import Listener, ResultHub, Subscription
-from .rate import MovingMean, Pacer, RateMeter
 from .result import CameraStatus, FrameResult, SourceState
 from .worker import HARDWARE_LIMITED_RATIO, CameraSpec, CameraWorker
 

@@ -53,7 +53,9 @@ class ResultHub:
         with self._lock:
             self._latest[result.camera_id] = result
             self._status[result.camera_id] = result.status
-            subs = [s for s in self._subs if s.camera_ids is None or result.camera_id in s.camera_ids]
+            subs = [
+                s for s in self._subs if s.camera_ids is None or result.camera_id in s.camera_ids
+            ]
         for sub in subs:
             try:
                 sub.listener(result)

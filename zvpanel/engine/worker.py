@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 from ..calibration import Calibration
 from ..pipeline import CountingPipeline
+from ..rate import RATE_WINDOW_S, MovingMean, Pacer, RateMeter
 from ..sources import CameraSource, FrameReader
 from ..sources.frame import Frame
 from ..tracking import PersonTracker
 from .hub import ResultHub
-from .rate import RATE_WINDOW_S, MovingMean, Pacer, RateMeter
 from .result import CameraStatus, FrameResult, SourceState
 
 __all__ = [

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
+from ..rate import Pacer
 from .buffer import LatestFrame
 from .capture import (
     OPEN_TIMEOUT_S,
@@ -116,25 +117,6 @@ class FrameReader:
     @property
     def frames_read(self) -> int:
         return self._frames_read
-
-
-class _Pacer:
-    """Releases frames at ``fps`` on the monotonic clock, across loop passes."""
-
-    def __init__(self, fps: float) -> None:
-        self._period = 1.0 / fps
-        self._next_due: float | None = None
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Sleep until the next frame is due; False if ``stop`` was set meanwhile."""
-        now = time.monotonic()
-        if self._next_due is None or now - self._next_due > MAX_PACING_LAG_S:
-            self._next_due = now
-        delay = self._next_due - now
-        if delay > 0 and stop.wait(delay):
-            return False
-        self._next_due += self._period
-        return True
 
 
 class CameraSource:
@@ -297,7 +279,7 @@ class CameraSource:
         try:
             fps = self._nominal_fps or 1.0
             announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            pacer = _Pacer(fps) if self.realtime else None
+            pacer = Pacer(fps, max_lag=MAX_PACING_LAG_S) if self.realtime else None
             passes = 0
             fresh = True  # the capture was just opened (not rewound)
             while not self._stop.is_set():
@@ -333,7 +315,7 @@ class CameraSource:
             cap.release()
 
     def _play_once(
-        self, cap: cv2.VideoCapture, fps: float, passes: int, pacer: _Pacer | None
+        self, cap: cv2.VideoCapture, fps: float, passes: int, pacer: Pacer | None
     ) -> int:
         """Decode one pass of a file; returns how many frames it produced."""
         index = 0
@@ -341,8 +323,11 @@ class CameraSource:
             ok, image = cap.read()
             if not ok or image is None:
                 break
-            if pacer is not None and not pacer.wait(self._stop):
-                break
+            if pacer is not None:
+                delay = pacer.delay(time.monotonic())
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                pacer.taken(time.monotonic())
             self._publish(image, index, index / fps, passes)
             index += 1
         return index

@@ -1,4 +1,7 @@
-"""Small clocks for the camera workers: a sliding-window rate meter, a pacer, a moving mean.
+"""Small clocks: a sliding-window rate meter, a pacer, a moving mean.
+
+The file sources pace decoding with :class:`Pacer`; the camera workers pace detection
+with it and measure their rates with :class:`RateMeter`.
 
 All take the time as an argument (``time.monotonic()`` seconds) so they are pure and
 testable with made-up times.
@@ -68,12 +71,13 @@ class Pacer:
     """Says when the next frame is due to keep ``fps`` frames per second of wall time.
 
     Due times advance by one period from the previous due time (not from when the work
-    finished), so the rate does not drift; when the worker falls more than one period
-    behind it starts afresh instead of bursting to catch up.
+    finished), so the rate does not drift; when the caller falls more than ``max_lag``
+    seconds behind (default: one period) it starts afresh instead of bursting to catch up.
     """
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, max_lag: float | None = None) -> None:
         self.set_fps(fps)
+        self.max_lag = max_lag
         self._due: float | None = None
 
     def set_fps(self, fps: float) -> None:
@@ -88,7 +92,8 @@ class Pacer:
 
     def taken(self, now: float) -> None:
         """Record that a frame was taken at ``now``."""
-        if self._due is None or now - self._due > self.period:
+        max_lag = self.period if self.max_lag is None else self.max_lag
+        if self._due is None or now - self._due > max_lag:
             self._due = now + self.period
         else:
             self._due += self.period
