@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from zvpanel.calibration import Calibration, CountingLine
 from zvpanel.counting import LineCounter, MultiLineCounter
-from zvpanel.counting.line_counter import boxes_to_detections
+from zvpanel.detections import Detections
+
+
+def boxes_to_detections(rows: list[tuple[int, float, float, float, float]]) -> Detections:
+    """Rows of (track_id, x1, y1, x2, y2) -> tracked Detections."""
+    if not rows:
+        return Detections.empty()
+    arr = np.asarray(rows, dtype=float)
+    return Detections(
+        xyxy=arr[:, 1:5],
+        confidence=np.ones(len(arr)),
+        class_id=np.zeros(len(arr)),
+        tracker_id=arr[:, 0].astype(np.int64),
+    )
 
 
 def box_at(x: float, y: float, w: float = 20, h: float = 40) -> tuple[float, float, float, float]:

@@ -12,11 +12,8 @@ side does not count again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
-
-import numpy as np
 
 from ..calibration import Calibration, CountingLine
 from ..detections import Detections
@@ -128,10 +125,6 @@ class LineCounter:
         for track_id in [t for t, s in self._tracks.items() if s.last_seen < horizon]:
             del self._tracks[track_id]
 
-    def forget(self, track_id: int) -> None:
-        """Drop a track's state (its id will be treated as a new person)."""
-        self._tracks.pop(track_id, None)
-
 
 class MultiLineCounter:
     """One :class:`LineCounter` per line of a calibration."""
@@ -160,20 +153,3 @@ class MultiLineCounter:
             line_id: {"entries": c.entries, "exits": c.exits}
             for line_id, c in self.counters.items()
         }
-
-    @property
-    def lines(self) -> Iterable[CountingLine]:
-        return self.calibration.lines
-
-
-def boxes_to_detections(rows: list[tuple[int, float, float, float, float]]) -> Detections:
-    """Helper for tables: rows of (track_id, x1, y1, x2, y2) -> tracked Detections."""
-    if not rows:
-        return Detections.empty()
-    arr = np.asarray(rows, dtype=float)
-    return Detections(
-        xyxy=arr[:, 1:5],
-        confidence=np.ones(len(arr)),
-        class_id=np.zeros(len(arr)),
-        tracker_id=arr[:, 0].astype(np.int64),
-    )
