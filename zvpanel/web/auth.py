@@ -14,14 +14,17 @@ The dashboards' login imports :func:`issue_token` / :func:`verify_token` and set
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
 
 import jwt
 from tornado.httputil import HTTPServerRequest
+from tornado.ioloop import IOLoop
 
 from ..config import Settings
 from ..errors import AuthError
@@ -35,7 +38,14 @@ __all__ = [
     "token_from_request",
     "authenticate_request",
     "LoginThrottle",
+    "LoginAttempt",
+    "attempt_login",
+    "retry_after_seconds",
+    "MAX_FIELD_LENGTH",
 ]
+
+#: Longer usernames/passwords are refused before hashing (Argon2 on megabytes is a DoS).
+MAX_FIELD_LENGTH = 1024
 
 ALGORITHM = "HS256"
 #: Cookie the dashboards set after a login; its value is a token from :func:`issue_token`.
@@ -194,3 +204,39 @@ class LoginThrottle:
         if extra <= 0:
             return 0.0
         return min(self.max_delay_s, self.base_delay_s * 2 ** (extra - 1))
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What :func:`attempt_login` found: the user, or why not (and how long to wait)."""
+
+    user: Any | None = None
+    problem: Literal["throttled", "missing", "too_long", "wrong"] | None = None
+    retry_after: float = 0.0  # seconds this client must wait before its next attempt
+
+
+async def attempt_login(
+    db: Any, throttle: LoginThrottle, client: str, username: str, password: str
+) -> LoginAttempt:
+    """One login, as both the dashboard login page and ``POST /api/token`` check it."""
+    wait = throttle.retry_after(client)
+    if wait > 0:
+        return LoginAttempt(problem="throttled", retry_after=wait)
+    if not username or not password:
+        return LoginAttempt(problem="missing")
+    if len(username) > MAX_FIELD_LENGTH or len(password) > MAX_FIELD_LENGTH:
+        return LoginAttempt(problem="too_long")
+    # Counted as a failure before checking, so parallel guesses are throttled too;
+    # a success clears the record again.
+    wait = throttle.failure(client)
+    # Argon2 takes tens of milliseconds: keep it off the IOLoop.
+    user = await IOLoop.current().run_in_executor(None, db.authenticate, username, password)
+    if user is None:
+        return LoginAttempt(problem="wrong", retry_after=wait)
+    throttle.success(client)
+    return LoginAttempt(user=user)
+
+
+def retry_after_seconds(wait: float) -> int:
+    """A ``Retry-After`` value: whole seconds, at least 1."""
+    return max(1, math.ceil(wait))

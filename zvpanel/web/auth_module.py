@@ -24,7 +24,9 @@ from zvpanel.web.auth import (
     SESSION_COOKIE,
     Claims,
     LoginThrottle,
+    attempt_login,
     issue_token,
+    retry_after_seconds,
     token_from_request,
     verify_token,
 )
@@ -129,25 +131,29 @@ class LoginHandler(RequestHandler):
             message = '<p class="info">You are logged out.</p>'
         self._render(message, "", self.get_argument("next", DEFAULT_NEXT))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         app = _app()
         username = self.get_body_argument("username", "").strip()
-        password = self.get_body_argument("password", "")
         target = self.get_body_argument("next", DEFAULT_NEXT)
-        client = self.request.remote_ip or "?"
-        wait = _throttle.retry_after(client)
-        if wait > 0:
+        attempt = await attempt_login(
+            app.db,
+            _throttle,
+            self.request.remote_ip or "?",
+            username,
+            self.get_body_argument("password", ""),
+        )
+        if attempt.problem == "throttled":
+            seconds = retry_after_seconds(attempt.retry_after)
             self.set_status(429)
-            self.set_header("Retry-After", str(int(wait) + 1))
+            self.set_header("Retry-After", str(seconds))
             self._render(
-                f'<p class="error">Too many failed logins. Try again in {int(wait) + 1} s.</p>',
+                f'<p class="error">Too many failed logins. Try again in {seconds} s.</p>',
                 username,
                 target,
             )
             return
-        user = app.db.authenticate(username, password) if username and password else None
+        user = attempt.user
         if user is None:
-            _throttle.failure(client)
             self.set_status(401)
             self._render(
                 '<p class="error" id="login-error">Wrong username or password.</p>',
@@ -155,7 +161,6 @@ class LoginHandler(RequestHandler):
                 target,
             )
             return
-        _throttle.success(client)
         token = issue_token(app.settings, user.username, admin=user.is_admin)
         self.set_cookie(
             SESSION_COOKIE,

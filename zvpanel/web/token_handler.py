@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
-from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler
 
 from ..config import Settings
-from .auth import LoginThrottle, issue_token
+from .auth import MAX_FIELD_LENGTH, LoginThrottle, attempt_login, issue_token, retry_after_seconds
 
 __all__ = ["TokenHandler", "JsonErrorMixin", "MAX_FIELD_LENGTH"]
-
-#: Longer usernames/passwords are refused before hashing (Argon2 on megabytes is a DoS).
-MAX_FIELD_LENGTH = 1024
 
 
 class JsonErrorMixin:
@@ -53,38 +48,36 @@ class TokenHandler(JsonErrorMixin, RequestHandler):
         return None
 
     async def post(self) -> None:
-        client = self.request.remote_ip or "unknown"
-        wait = self.throttle.retry_after(client)
-        if wait > 0:
-            self._too_many(wait)
+        app = self.app_provider()
+        attempt = await attempt_login(
+            app.db,
+            self.throttle,
+            self.request.remote_ip or "unknown",
+            self.get_body_argument("username", "").strip(),
+            self.get_body_argument("password", ""),
+        )
+        if attempt.problem == "throttled":
+            self._too_many(attempt.retry_after)
             return
-        username = self.get_body_argument("username", "").strip()
-        password = self.get_body_argument("password", "")
-        if not username or not password:
+        if attempt.problem == "missing":
             self.send_json_error(
                 400, "invalid_request", "form fields 'username' and 'password' are required"
             )
             return
-        if len(username) > MAX_FIELD_LENGTH or len(password) > MAX_FIELD_LENGTH:
+        if attempt.problem == "too_long":
             self.send_json_error(
                 400,
                 "invalid_request",
                 f"username and password are limited to {MAX_FIELD_LENGTH} characters",
             )
             return
-        app = self.app_provider()
-        # Counted as a failure before checking, so parallel guesses are throttled too;
-        # a success clears the record again.
-        wait = self.throttle.failure(client)
-        # Argon2 takes tens of milliseconds: keep it off the IOLoop.
-        user = await IOLoop.current().run_in_executor(None, app.db.authenticate, username, password)
-        if user is None:
-            if wait > 0:
-                self.set_header("Retry-After", str(max(1, math.ceil(wait))))
+        if attempt.user is None:
+            if attempt.retry_after > 0:
+                self.set_header("Retry-After", str(retry_after_seconds(attempt.retry_after)))
             self.set_header("WWW-Authenticate", 'Bearer realm="zvpanel"')
             self.send_json_error(401, "invalid_credentials", "wrong username or password")
             return
-        self.throttle.success(client)
+        user = attempt.user
         settings: Settings = app.settings
         token = issue_token(settings, user.username, admin=user.is_admin)
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -100,7 +93,7 @@ class TokenHandler(JsonErrorMixin, RequestHandler):
         )
 
     def _too_many(self, wait: float) -> None:
-        seconds = max(1, math.ceil(wait))
+        seconds = retry_after_seconds(wait)
         self.set_header("Retry-After", str(seconds))
         self.send_json_error(
             429,
