@@ -10,7 +10,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -23,12 +23,14 @@ from pydantic_settings import (
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "get_settings", "ENV_PREFIX", "PROJECT_ROOT"]
+__all__ = ["Settings", "TrackerKind", "load_settings", "get_settings", "ENV_PREFIX", "PROJECT_ROOT"]
 
 ENV_PREFIX = "ZVPANEL_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Where a development server keeps the secret it generated (never used outside dev mode).
 DEV_SECRET_FILE = ".dev_jwt_secret"
+#: The trackers that ship with Ultralytics.
+TrackerKind = Literal["bytetrack", "botsort"]
 
 
 class Settings(BaseSettings):
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     imgsz: int = Field(
         640, ge=32, le=2048, description="Inference size in pixels (a multiple of 32)."
     )
-    tracker: str = Field(
+    tracker: TrackerKind = Field(
         "bytetrack", description="Tracker: 'bytetrack' or 'botsort' (both ship with Ultralytics)."
     )
     jwt_secret: SecretStr | None = Field(
@@ -131,13 +133,6 @@ class Settings(BaseSettings):
     def _multiple_of_32(cls, value: int) -> int:
         if value % 32:
             raise ValueError(f"{value} is not a multiple of 32 (try {round(value / 32) * 32})")
-        return value
-
-    @field_validator("tracker")
-    @classmethod
-    def _known_tracker(cls, value: str) -> str:
-        if value not in ("bytetrack", "botsort"):
-            raise ValueError(f"{value!r} is not 'bytetrack' or 'botsort'")
         return value
 
     @field_validator("jwt_secret")

@@ -16,11 +16,11 @@ from ..config import Settings, load_settings
 from ..errors import CalibrationError, SourceError
 from ..pipeline import CountingPipeline, FrameSampler, OfflineRun, PipelineOutput, run_offline
 from ..sources import Frame, SourceInfo, iter_frames, probe_source
+from ..tracking import TRACKER_KINDS
 from .lines import ANCHORS, add_line_arguments, lines_from_args
 
 __all__ = ["register", "build_calibration", "count_video"]
 
-TRACKERS = ("bytetrack", "botsort")
 #: Codec of ``--annotate`` videos (MPEG-4 part 2: OpenCV's pip wheels can always write it).
 ANNOTATE_FOURCC = "mp4v"
 
@@ -83,7 +83,7 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
         help="detections per second of video (default: the calibration default; "
         "at or above the file's rate every frame is processed)",
     )
-    p.add_argument("--tracker", choices=TRACKERS, help="overrides ZVPANEL_TRACKER")
+    p.add_argument("--tracker", choices=TRACKER_KINDS, help="overrides ZVPANEL_TRACKER")
     p.add_argument("--confidence", type=float, help="overrides ZVPANEL_CONFIDENCE")
     p.add_argument("--anchor", choices=ANCHORS)
     p.add_argument("--min-distance", type=float, help="hysteresis: pixels past the line")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 
+from ..config import TrackerKind
 from ..detection.yolo import configure_ultralytics
 from ..detections import Detections
 from ..errors import ConfigError
@@ -20,8 +21,7 @@ __all__ = [
     "MAX_BOX_PAD",
 ]
 
-TrackerKind = Literal["bytetrack", "botsort"]
-TRACKER_KINDS: tuple[str, ...] = ("bytetrack", "botsort")
+TRACKER_KINDS: tuple[str, ...] = get_args(TrackerKind)
 #: Ultralytics' ``track_buffer`` counts frames of a 30 fps video (its trackers scale
 #: ``max_time_lost = frame_rate / 30 * track_buffer``); ours is scaled the same way to the
 #: camera's real detection rate, so a lost track is kept for the same *time* at any rate.
