@@ -27,6 +27,7 @@ __all__ = [
     "match_events",
     "DirectionScore",
     "EvaluationReport",
+    "calibration_crossings",
     "evaluate",
     "DEFAULT_MATCH_WINDOW_S",
 ]
@@ -221,6 +222,18 @@ class EvaluationReport:
         return "\n".join(rows)
 
 
+def calibration_crossings(
+    calibration: Calibration, gt: GroundTruth, frames: int | None = None
+) -> list[CrossingEvent]:
+    """The ground truth's crossings of every line of ``calibration``, in frame order."""
+    frames = gt.num_frames if frames is None else min(frames, gt.num_frames)
+    true: list[CrossingEvent] = []
+    for line in calibration.lines:
+        true.extend(true_crossings(gt, line, calibration.anchor, frames))
+    true.sort(key=lambda e: (e.frame_index, e.line_id))
+    return true
+
+
 def evaluate(
     calibration: Calibration,
     gt: GroundTruth,
@@ -228,15 +241,18 @@ def evaluate(
     *,
     frames: int | None = None,
     window_frames: float = 15.0,
+    true: Sequence[CrossingEvent] | None = None,
 ) -> EvaluationReport:
     """Compare ``counted`` events (decoded frames < ``frames``) with the ground truth's crossings
-    of the calibration's lines (same anchor; no hysteresis)."""
+    of the calibration's lines (same anchor; no hysteresis).
+
+    ``true`` (from :func:`calibration_crossings` with the same lines, anchor and frames)
+    saves replaying the ground truth when many runs are compared with it.
+    """
     frames = gt.num_frames if frames is None else min(frames, gt.num_frames)
     counted = tuple(e for e in counted if e.frame_index < frames)
-    true: list[CrossingEvent] = []
-    for line in calibration.lines:
-        true.extend(true_crossings(gt, line, calibration.anchor, frames))
-    true.sort(key=lambda e: (e.frame_index, e.line_id))
+    if true is None:
+        true = calibration_crossings(calibration, gt, frames)
     matches = match_events(true, counted, window_frames)
     matched_true = {t for t, _ in matches}
     scores = []

@@ -22,7 +22,13 @@ import pandas as pd
 from .calibration import Calibration, parse_calibration
 from .counting import CrossingEvent, MultiLineCounter
 from .detections import Detections
-from .evaluation import DEFAULT_MATCH_WINDOW_S, EvaluationReport, GroundTruth, evaluate
+from .evaluation import (
+    DEFAULT_MATCH_WINDOW_S,
+    EvaluationReport,
+    GroundTruth,
+    calibration_crossings,
+    evaluate,
+)
 
 __all__ = [
     "SweepGrid",
@@ -203,6 +209,9 @@ def run_sweep(
     """
     frames = min(cache.max_frames or gt.num_frames, gt.num_frames)
     window = DEFAULT_MATCH_WINDOW_S * cache.fps
+    # The true crossings depend only on the lines, the anchor and the frames: replay the
+    # ground truth once, not once per combination.
+    true = calibration_crossings(calibration, gt, frames)
     rows = []
     for confidence, imgsz, fps in itertools.product(
         grid.confidence, grid.imgsz, sorted(set(map(cache.rate, grid.detection_fps)), reverse=True)
@@ -225,7 +234,12 @@ def run_sweep(
                     }
                 )
                 report = evaluate(
-                    variant, gt, _count(tracked, variant), frames=frames, window_frames=window
+                    variant,
+                    gt,
+                    _count(tracked, variant),
+                    frames=frames,
+                    window_frames=window,
+                    true=true,
                 )
                 cost = fps * (detect_ms + track_ms)
                 row = {
