@@ -394,6 +394,24 @@ def test_analytics_per_camera(app, admin, video_path):
     assert 'id="zv-total-entries">0<' in view.summary.object
 
 
+def test_analytics_store_switch_reads_the_events_once(app, admin):
+    other = app.db.create_store("Second shop", "Asia/Tokyo")
+    view = AnalyticsView(app)
+    render(view.__panel__())
+    # A camera and dates of one's own, which the store switch resets:
+    view.camera_select.value = demo_camera(app).id
+    first, last = view.date_range.value
+    view.date_range.value = (first - timedelta(days=3), last)
+    reads = []
+    query = view.query
+    view.query = lambda *a, **k: reads.append(1) or query(*a, **k)
+    view.store_select.value = other.id
+    assert len(reads) == 1  # resetting camera and dates does not re-read on its own
+    view.camera_select.value = view.camera_select.value  # no change: no read
+    view.bin = "D"
+    assert len(reads) == 2
+
+
 # ---------------------------------------------------------------------- admin
 def test_admin_manages_stores_cameras_users(app, admin, video_path, tmp_path: Path):
     view = AdminView(app, admin)

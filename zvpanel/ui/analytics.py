@@ -73,9 +73,11 @@ class AnalyticsView(pn.viewable.Viewer):
         self.camera_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.events = pd.DataFrame()
         self.last_event_id = 0
+        # True while a store change resets the filters: one update at the end, not three.
+        self._resetting_filters = False
         self.store_select.param.watch(lambda e: self._store_changed(), "value")
         for widget in (self.camera_select, self.date_range):
-            widget.param.watch(lambda e: self.update(), "value")
+            widget.param.watch(lambda e: self._filter_changed(), "value")
         self.param.watch(lambda e: self.update(), "bin")
         if stores:
             self._store_changed()
@@ -92,11 +94,18 @@ class AnalyticsView(pn.viewable.Viewer):
         options = {"All cameras": ALL_CAMERAS}
         options.update({f"{c.name}{' (deleted)' if c.archived else ''}": c.id for c in cameras})
         today = datetime.now(store.tz).date()
-        with param.parameterized.batch_call_watchers(self):
+        self._resetting_filters = True
+        try:
             self.camera_select.options = options
             self.camera_select.value = ALL_CAMERAS
             self.date_range.value = (today - timedelta(days=DEFAULT_DAYS - 1), today)
+        finally:
+            self._resetting_filters = False
         self.update()
+
+    def _filter_changed(self) -> None:
+        if not self._resetting_filters:
+            self.update()
 
     def utc_window(self) -> tuple[datetime, datetime]:
         """The selected local dates as a UTC [start, end) window."""
