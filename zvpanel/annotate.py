@@ -10,7 +10,14 @@ import numpy as np
 from .calibration import Calibration, CountingLine
 from .detections import Detections
 
-__all__ = ["annotate", "draw_detections", "draw_roi", "draw_line", "entry_arrow"]
+__all__ = [
+    "annotate",
+    "draw_detections",
+    "draw_roi",
+    "draw_line",
+    "entry_arrow",
+    "entry_direction",
+]
 
 BOX_COLOR = (0, 200, 255)  # BGR: amber boxes
 UNTRACKED_COLOR = (160, 160, 160)
@@ -67,12 +74,17 @@ def draw_roi(image: np.ndarray, roi: Sequence[float] | None) -> None:
     cv2.rectangle(image, (x1, y1), (x2, y2), ROI_COLOR, _thickness(image))
 
 
+def entry_direction(line: CountingLine) -> tuple[float, float]:
+    """Unit vector across the line, pointing to the side people come to when they enter."""
+    dx, dy = (line.x2 - line.x1) / line.length, (line.y2 - line.y1) / line.length
+    # side value = dx*(py-y1) - dy*(px-x1): the normal (-dy, dx) points to side +1.
+    return -dy * line.entry_side, dx * line.entry_side
+
+
 def entry_arrow(line: CountingLine) -> tuple[tuple[float, float], tuple[float, float]]:
     """Start and tip of an arrow from the line's midpoint towards its entry side."""
     mx, my = (line.x1 + line.x2) / 2, (line.y1 + line.y2) / 2
-    dx, dy = (line.x2 - line.x1) / line.length, (line.y2 - line.y1) / line.length
-    # side value = dx*(py-y1) - dy*(px-x1): the normal (-dy, dx) points to side +1.
-    nx, ny = -dy * line.entry_side, dx * line.entry_side
+    nx, ny = entry_direction(line)
     size = min(ARROW_MAX_PX, max(ARROW_MIN_PX, ARROW_FRACTION * line.length))
     return (mx, my), (mx + nx * size, my + ny * size)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from functools import partial
 
 import numpy as np
@@ -33,6 +32,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from ..annotate import entry_direction
 from ..calibration import (
     MAX_DETECTION_FPS,
     MIN_DETECTION_FPS,
@@ -91,10 +91,7 @@ def entry_arrow(
 ) -> tuple[float, float, float, float]:
     """(x_start, y_start, x_end, y_end) of an arrow across the line's middle, pointing to the
     side people come to when they ENTER (see :attr:`CountingLine.entry_side`)."""
-    dx, dy = line.x2 - line.x1, line.y2 - line.y1
-    norm = math.hypot(dx, dy) or 1.0
-    # (-dy, dx) points to side +1 of the line (side value = |d|^2 > 0 there).
-    ux, uy = -dy / norm * line.entry_side, dx / norm * line.entry_side
+    ux, uy = entry_direction(line)
     mx, my = (line.x1 + line.x2) / 2, (line.y1 + line.y2) / 2
     half = length / 2
     return (mx - ux * half, my - uy * half, mx + ux * half, my + uy * half)
