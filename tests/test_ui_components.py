@@ -587,6 +587,13 @@ def test_mjpeg_stream_auth_sharing_and_slow_clients(app, video_path):
         conn.request("GET", "/stream/999.mjpg", headers={"Cookie": f"{SESSION_COOKIE}={token}"})
         response = conn.getresponse()
         assert response.status == 404 and "999" in response.reason
+        deleted = app.db.create_camera(camera.store_id, "Old door", str(video_path))
+        app.db.delete_camera(deleted.id)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request(
+            "GET", f"/stream/{deleted.id}.mjpg", headers={"Cookie": f"{SESSION_COOKIE}={token}"}
+        )
+        assert conn.getresponse().status == 404  # a deleted camera is not streamed
 
         # Nobody watches: no frames wanted, nothing encoded.
         from zvpanel.web.jpeg import shared_encoder

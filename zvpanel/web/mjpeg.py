@@ -239,9 +239,11 @@ class MjpegHandler(RequestHandler):
             raise HTTPError(401, reason="log in first: no valid session cookie or token")
         cam_id = int(camera_id)
         try:
-            app.db.get_camera(cam_id)
+            camera = app.db.get_camera(cam_id)
         except NotFoundError:
-            raise HTTPError(404, reason=f"camera {cam_id} does not exist") from None
+            camera = None
+        if camera is None or camera.archived:  # as the feed: deleted cameras are not shown
+            raise HTTPError(404, reason=f"camera {cam_id} does not exist")
 
         self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
