@@ -100,11 +100,7 @@ def tracks_from_ground_truth(
     items = sorted(gt.frames.items())
     if max_frame is not None:
         items = [(index, dets) for index, dets in items if index < max_frame]
-    table = tracks_from_detections(items, anchor)
-    table.attrs["num_frames"] = (
-        gt.num_frames if max_frame is None else min(gt.num_frames, max_frame)
-    )
-    return table
+    return tracks_from_detections(items, anchor)
 
 
 def tracks_from_video(

@@ -118,7 +118,6 @@ class DetectionCache:
         self.max_frames, self.classes, self.roi = max_frames, tuple(classes), roi
         self.base_confidence = float(base_confidence)
         self.fps = info.fps
-        self.frame_size = (info.width, info.height)
         self._runs: dict[int, _Run] = {}
 
     def run(self, imgsz: int) -> _Run:
@@ -139,10 +138,6 @@ class DetectionCache:
                 seconds += time.perf_counter() - started
             self._runs[imgsz] = _Run(detections, 1000 * seconds / max(1, len(detections)))
         return self._runs[imgsz]
-
-    @property
-    def num_frames(self) -> int:
-        return max((len(run.detections) for run in self._runs.values()), default=0)
 
     def detections(
         self, confidence: float, imgsz: int, detection_fps: float

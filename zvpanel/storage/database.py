@@ -291,10 +291,6 @@ class Database:
                 self._conn.close()
                 self._conn = None
 
-    @property
-    def closed(self) -> bool:
-        return self._conn is None
-
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _write(self, config: bool = False) -> Iterator[sqlite3.Connection]:

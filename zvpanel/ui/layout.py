@@ -9,7 +9,7 @@ import panel as pn
 from ..web.auth import Claims
 from ..web.auth_module import logout_url
 
-__all__ = ["PAGES", "page", "message", "periodic"]
+__all__ = ["PAGES", "page", "periodic"]
 
 #: (label, path) of each dashboard, in navigation order.
 PAGES: tuple[tuple[str, str], ...] = (
@@ -58,11 +58,6 @@ def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | Non
         body,
         sizing_mode="stretch_width",
     )
-
-
-def message(text: str, kind: str = "info") -> pn.pane.Alert:
-    """A message box (kind: info, success, warning, danger)."""
-    return pn.pane.Alert(text, alert_type=kind, sizing_mode="stretch_width")
 
 
 def periodic(callback, period_ms: int) -> None:

@@ -86,7 +86,6 @@ class CameraStream:
         self._changed = asyncio.Event()
         self.latest: EncodedFrame | None = None
         self.frames_encoded = 0
-        self.results_skipped = 0  # results replaced in the slot before they were encoded
 
     # ------------------------------------------------------------------ viewers
     @property
@@ -114,13 +113,11 @@ class CameraStream:
         """Called by the hub on the camera's thread: start encoding or keep it as the newest.
 
         At most one encoding per camera is in flight; a result arriving meanwhile waits in
-        the one-slot ``_pending`` (replacing an older one, which is counted as skipped).
+        the one-slot ``_pending`` (replacing an older one).
         Submitting from here rather than from the IOLoop saves one IOLoop wake-up per frame.
         """
         with self._lock:
             if self._encoding:
-                if self._pending is not None:
-                    self.results_skipped += 1
                 self._pending = result
                 return
             self._encoding = True
@@ -188,16 +185,6 @@ class StreamRegistry:
         if stream.viewers <= 0:
             self._streams.pop(stream.camera_id, None)
 
-    def stats(self) -> dict[int, dict]:
-        return {
-            camera_id: {
-                "viewers": s.viewers,
-                "frames_encoded": s.frames_encoded,
-                "results_skipped": s.results_skipped,
-            }
-            for camera_id, s in self._streams.items()
-        }
-
 
 _registries: dict[int, StreamRegistry] = {}
 
@@ -217,8 +204,6 @@ class MjpegHandler(RequestHandler):
         # The App arrives lazily: routes are imported before --setup has built it.
         self._app_provider = app_provider
         self._closed = asyncio.Event()
-        self.frames_sent = 0
-        self.frames_skipped = 0
 
     def _app(self):
         if self._app_provider is not None:
@@ -265,13 +250,10 @@ class MjpegHandler(RequestHandler):
             frame = await stream.next_frame(seq)
             if frame is None:
                 continue
-            if seq:
-                self.frames_skipped += frame.seq - seq - 1
             seq = frame.seq
             self.write(_part(frame))
             # Wait until the socket took the part: a slow client gets fewer frames.
             await self.flush()
-            self.frames_sent += 1
 
 
 def _part(frame: EncodedFrame) -> bytes:

@@ -29,7 +29,7 @@ from .ws_handlers import (
     MultiDetectionsHandler,
 )
 
-__all__ = ["ROUTES", "STATIC_DIR", "build_routes", "REGISTRY"]
+__all__ = ["ROUTES", "STATIC_DIR", "build_routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -78,5 +78,3 @@ def _dashboard_routes() -> list[tuple]:
 
 
 ROUTES = build_routes() + _dashboard_routes()
-#: The open feed connections of this process (the ROUTES' registry).
-REGISTRY: FeedRegistry = ROUTES[1][2]["registry"]

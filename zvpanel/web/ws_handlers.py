@@ -111,10 +111,6 @@ class FeedRegistry:
         with self._lock:
             return list(self._handlers)
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Per connection: endpoint, user, cameras, messages sent and dropped."""
-        return [h.stats() for h in self.handlers()]
-
 
 def cameras_visible_to(db: Any, claims: Claims) -> dict[int, Any]:
     """Cameras ``claims`` may see: every camera that is not deleted (viewers see everything)."""
@@ -155,7 +151,6 @@ class FeedHandler(JsonErrorMixin, WebSocketHandler):
         self.camera_ids: list[int] = []
         self.max_fps: float | None = None
         self.dropped = 0
-        self.sent = 0
         self._lock = threading.Lock()
         self._closed = False
         self._wake_scheduled = False
@@ -252,15 +247,6 @@ class FeedHandler(JsonErrorMixin, WebSocketHandler):
         self.registry.discard(self)
         if hasattr(self, "_wakeup"):
             self._wakeup.set()  # let the sender coroutine finish
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "user": self.claims.username if self.claims else None,
-            "camera_ids": list(self.camera_ids),
-            "sent": self.sent,
-            "dropped": self.dropped,
-        }
 
     # ------------------------------------------------------------------ engine thread
     def _on_result(self, result: FrameResult) -> None:
@@ -407,7 +393,6 @@ class _DetectionsBase(FeedHandler):
     async def _send(self, result: FrameResult) -> None:
         text = with_dropped(self.messages.detections_json(result), self.dropped)
         await self.write_message(text)
-        self.sent += 1
 
 
 class DetectionsHandler(_DetectionsBase):
@@ -477,7 +462,6 @@ class LiveHandler(_DetectionsBase):
         base = with_dropped(self.messages.detections_json(result), self.dropped)
         await self.write_message(f'{base[:-1]},"image":{json.dumps(image)}}}')
         await self.write_message(encoded.jpeg, binary=True)
-        self.sent += 1
 
 
 class EventsHandler(FeedHandler):
@@ -514,7 +498,6 @@ class EventsHandler(FeedHandler):
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self.write_message(json.dumps(message | {"dropped": self.dropped}))
-        self.sent += 1
 
     def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
         if request["type"] == "set":
