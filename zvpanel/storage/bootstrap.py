@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..calibration import Calibration, parse_calibration
 from ..config import ENV_PREFIX, Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFoundError
 from .database import ConflictError, Database, InvalidValueError
 
 __all__ = [
@@ -74,11 +74,14 @@ def bootstrap(db: Database, settings: Settings) -> BootstrapResult:
 
 
 def _settings_admin(db: Database, settings: Settings) -> str | None:
-    if settings.admin_username is None or settings.admin_password is None:
+    if settings.admin_username is None:  # the settings give both or neither
         return None
     username = settings.admin_username
-    if any(u.username == username for u in db.list_users()):
-        return None
+    try:
+        db.get_user(username)
+        return None  # exists already: no Argon2 hash on every start
+    except NotFoundError:
+        pass
     try:
         db.create_user(username, settings.admin_password.get_secret_value(), is_admin=True)
     except InvalidValueError as error:
