@@ -77,7 +77,7 @@ def serve(db_path: str, model: str, port: int) -> None:
     from zvpanel.config import load_settings
     from zvpanel.web.auth import issue_token
     from zvpanel.web.jpeg import shared_encoder
-    from zvpanel.web.mjpeg import MjpegHandler
+    from zvpanel.web.mjpeg import mjpeg_route
 
     settings = load_settings(db_path=db_path, model=model, dev_mode=True)
     app = get_app(settings)
@@ -102,7 +102,7 @@ def serve(db_path: str, model: str, port: int) -> None:
             )
 
     routes = [
-        (r"/stream/(\d+)\.mjpg", MjpegHandler, {"app_provider": lambda: app}),
+        mjpeg_route(lambda: app),
         (r"/_stats", StatsHandler),
     ]
     Application(routes).listen(port, "127.0.0.1")

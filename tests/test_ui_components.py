@@ -506,7 +506,7 @@ class _StreamServer:
         from tornado.ioloop import IOLoop
         from tornado.web import Application
 
-        from zvpanel.web.mjpeg import MjpegHandler
+        from zvpanel.web.mjpeg import mjpeg_route
 
         self.app = app
         ready = threading.Event()
@@ -514,9 +514,7 @@ class _StreamServer:
         def run() -> None:
             asyncio.set_event_loop(asyncio.new_event_loop())
             self.loop = IOLoop.current()
-            web = Application(
-                [(r"/stream/(\d+)\.mjpg", MjpegHandler, {"app_provider": lambda: app})]
-            )
+            web = Application([mjpeg_route(lambda: app)])
             self.server = HTTPServer(web)
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))

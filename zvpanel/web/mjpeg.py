@@ -14,7 +14,7 @@ frame, whatever the number of viewers, by the feed's shared
 
 Backpressure: each client loop sends the newest encoded frame, then ``await flush()``
 until the socket has taken it, then takes whatever is newest at that moment. A slow
-client therefore gets a lower frame rate, never a queue; frames it never saw are counted.
+client therefore gets a lower frame rate, never a queue.
 
 This route is a ``--plugins`` route, outside Bokeh's ``--auth-module`` protection: the
 handler checks the session cookie (or a bearer/``?token=`` token) itself.
@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
@@ -45,8 +47,7 @@ __all__ = [
     "StreamRegistry",
     "MjpegHandler",
     "STREAM_VARIANT",
-    "stream_registry",
-    "ROUTES",
+    "mjpeg_route",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,17 +166,27 @@ class CameraStream:
 
 
 class StreamRegistry:
-    """The :class:`CameraStream` of each watched camera (one registry per hub and IOLoop)."""
+    """The :class:`CameraStream` of each watched camera (one registry per route, on its IOLoop).
 
-    def __init__(self, hub: ResultHub) -> None:
-        self.hub = hub
+    The hub and encoder are looked up when a camera's first viewer arrives: the routes are
+    built before the ``--setup`` script has started the App.
+    """
+
+    def __init__(
+        self,
+        hub_provider: Callable[[], ResultHub],
+        encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
+    ) -> None:
+        self._hub_provider = hub_provider
+        self._encoder_provider = encoder_provider
         self._streams: dict[int, CameraStream] = {}
-        self._encoder = shared_encoder()
 
     def acquire(self, camera_id: int) -> CameraStream:
         stream = self._streams.get(camera_id)
         if stream is None:
-            stream = CameraStream(self.hub, camera_id, IOLoop.current(), self._encoder)
+            stream = CameraStream(
+                self._hub_provider(), camera_id, IOLoop.current(), self._encoder_provider()
+            )
             self._streams[camera_id] = stream
         stream.acquire()
         return stream
@@ -186,31 +197,14 @@ class StreamRegistry:
             self._streams.pop(stream.camera_id, None)
 
 
-_registries: dict[int, StreamRegistry] = {}
-
-
-def stream_registry(hub: ResultHub) -> StreamRegistry:
-    """The process's registry for ``hub`` (created on first use, on the IOLoop)."""
-    registry = _registries.get(id(hub))
-    if registry is None or registry.hub is not hub:
-        registry = _registries[id(hub)] = StreamRegistry(hub)
-    return registry
-
-
 class MjpegHandler(RequestHandler):
     """Serves one camera's annotated frames to one client while the client stays connected."""
 
-    def initialize(self, app_provider=None) -> None:
+    def initialize(self, app_provider: Callable[[], Any], streams: StreamRegistry) -> None:
         # The App arrives lazily: routes are imported before --setup has built it.
         self._app_provider = app_provider
+        self._streams = streams
         self._closed = asyncio.Event()
-
-    def _app(self):
-        if self._app_provider is not None:
-            return self._app_provider()
-        from ..app import get_app
-
-        return get_app()
 
     def on_connection_close(self) -> None:
         self._closed.set()
@@ -218,7 +212,7 @@ class MjpegHandler(RequestHandler):
     async def get(self, camera_id: str) -> None:
         from .auth_module import request_claims
 
-        app = self._app()
+        app = self._app_provider()
         claims = request_claims(self, app.settings)
         if claims is None:
             raise HTTPError(401, reason="log in first: no valid session cookie or token")
@@ -234,15 +228,14 @@ class MjpegHandler(RequestHandler):
         self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
         self.set_header("Pragma", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not buffer the stream
-        registry = stream_registry(app.hub)
-        stream = registry.acquire(cam_id)
+        stream = self._streams.acquire(cam_id)
         try:
             await self.flush()  # the headers now: the viewer knows the stream is on its way
             await self._send_frames(stream)
         except StreamClosedError:
             pass  # the viewer went away: a normal end
         finally:
-            registry.release(stream)
+            self._streams.release(stream)
 
     async def _send_frames(self, stream: CameraStream) -> None:
         seq = 0
@@ -268,5 +261,14 @@ def _part(frame: EncodedFrame) -> bytes:
     return head.encode("ascii") + frame.jpeg + b"\r\n"
 
 
-#: Route tuples for ``zvpanel.web.routes.ROUTES``.
-ROUTES = [(r"/stream/(\d+)\.mjpg", MjpegHandler)]
+def mjpeg_route(
+    app_provider: Callable[[], Any],
+    encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
+) -> tuple[str, type, dict[str, Any]]:
+    """The ``/stream/{camera_id}.mjpg`` route tuple (``zvpanel.web.routes`` mounts it)."""
+    streams = StreamRegistry(lambda: app_provider().hub, encoder_provider)
+    return (
+        r"/stream/(\d+)\.mjpg",
+        MjpegHandler,
+        {"app_provider": app_provider, "streams": streams},
+    )

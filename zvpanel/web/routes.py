@@ -20,6 +20,7 @@ from tornado.web import StaticFileHandler
 from .auth import LoginThrottle
 from .feed import MessageCache
 from .jpeg import FrameEncoder, shared_encoder
+from .mjpeg import mjpeg_route
 from .token_handler import TokenHandler
 from .ws_handlers import (
     DetectionsHandler,
@@ -67,14 +68,9 @@ def build_routes(
             StaticFileHandler,
             {"path": str(STATIC_DIR), "default_filename": "live.html"},
         ),
+        # The dashboards' live video (zvpanel.ui.streaming_image reads it).
+        mjpeg_route(app_provider, encoder_provider),
     ]
 
 
-def _dashboard_routes() -> list[tuple]:
-    """Routes the dashboards serve beside the feed (the MJPEG stream of the live page)."""
-    from .mjpeg import ROUTES as MJPEG_ROUTES
-
-    return list(MJPEG_ROUTES)
-
-
-ROUTES = build_routes() + _dashboard_routes()
+ROUTES = build_routes()
