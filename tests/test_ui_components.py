@@ -10,10 +10,13 @@ Panel widgets the browser changes.
 from __future__ import annotations
 
 import socket
+import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import panel as pn
 import pytest
 from bokeh.document import Document
 
@@ -27,6 +30,7 @@ from zvpanel.ui.admin import AdminView, admin_page
 from zvpanel.ui.analytics import AnalyticsView, analytics_page
 from zvpanel.ui.calibration import CalibrationEditor, calibration_page, entry_arrow
 from zvpanel.ui.live import LiveView, live_page, status_html
+from zvpanel.ui.session import is_admin
 from zvpanel.ui.streaming_image import StreamingImage
 from zvpanel.web.auth import SESSION_COOKIE, issue_token, verify_token
 from zvpanel.web.auth_module import _safe_next, cookie_claims
@@ -72,6 +76,94 @@ def test_session_cookie_claims(app, admin):
     assert cookie_claims({SESSION_COOKIE: token[:-3] + "xyz"}, app.settings) is None
     expired = issue_token(app.settings, "admin", lifetime=timedelta(seconds=-60))
     assert cookie_claims({SESSION_COOKIE: expired}, app.settings) is None
+
+
+def short_session(app, seconds: int):
+    """Claims of an admin login whose token expires in about ``seconds`` (whole seconds)."""
+    token = issue_token(app.settings, "admin", admin=True, lifetime=timedelta(seconds=seconds))
+    return verify_token(app.settings, token)
+
+
+def seconds_left(claims) -> float:
+    return (claims.expires_at - datetime.now(timezone.utc)).total_seconds()
+
+
+def wait_for_expiry(claims) -> None:
+    time.sleep(max(0.0, seconds_left(claims)) + 0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str) -> int:
+    """Status of a GET (the Panel server builds a session's page on the page's GET)."""
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return response.status
+
+
+def wait_for_server(url: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            http_get(url)
+            return
+        except OSError:  # refused while the server starts
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            time.sleep(0.1)
+
+
+def test_admin_actions_refused_once_the_session_expired(app):
+    claims = short_session(app, 2)
+    view = AdminView(app, claims)
+    render(view.__panel__())
+    view.store_name.value, view.store_tz.value = "Before expiry", "UTC"
+    assert view.add_store_action() is True
+
+    wait_for_expiry(claims)  # the page still holds the claims it was built with
+    assert not is_admin(app, claims)
+    view.store_name.value = "After expiry"
+    assert view.add_store_action() is False
+    assert view.status.alert_type == "danger"
+    assert "session expired" in view.status.object and "log in again" in view.status.object
+    assert "After expiry" not in [s.name for s in app.db.list_stores()]
+
+
+def test_served_page_ends_when_the_session_expires(app):
+    """A page served by a real Panel server hides its data and sends the browser to log in."""
+    built = {}
+
+    def build():
+        built["page"] = admin_page(app, built["claims"])
+        built["location"] = pn.state.location
+        return built["page"]
+
+    port = free_port()
+    server = pn.serve(
+        {"admin": build}, port=port, address="127.0.0.1", threaded=True, show=False, liveness=True
+    )
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/liveness")
+        built["claims"] = short_session(app, 3)
+        assert http_get(f"http://127.0.0.1:{port}/admin") == 200
+        page, location = built["page"], built["location"]
+        assert not isinstance(page[-1], pn.pane.Alert) and seconds_left(built["claims"]) > 0
+
+        wait_for_expiry(built["claims"])
+        deadline = time.monotonic() + 10
+        while not isinstance(page[-1], pn.pane.Alert) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert isinstance(page[-1], pn.pane.Alert), "the page still shows data after expiry"
+        assert "session has expired" in page[-1].object
+        assert "/login?next=/admin" in page[-1].object
+        # The browser goes to the login page, which brings it back afterwards.
+        assert (location.pathname, location.search) == ("/login", "?next=/admin")
+        assert location.reload is True
+    finally:
+        server.stop()
+        server.join(10)
 
 
 def test_login_redirect_only_to_this_site():

@@ -1,15 +1,18 @@
-"""The frame around every page: navigation, who is logged in, logout."""
+"""The frame around every page: navigation, who is logged in, logout, end of the login."""
 
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
 import panel as pn
 
 from ..web.auth import Claims
-from ..web.auth_module import logout_url
+from ..web.auth_module import login_url, logout_url
+from .session import seconds_left
 
-__all__ = ["PAGES", "page", "periodic"]
+__all__ = ["PAGES", "page", "periodic", "end_session"]
 
 #: (label, path) of each dashboard, in navigation order.
 PAGES: tuple[tuple[str, str], ...] = (
@@ -48,24 +51,66 @@ def _nav(active: str, claims: Claims | None) -> pn.pane.HTML:
     )
 
 
+#: The :func:`periodic` callbacks of each served page, stopped when its login expires.
+_callbacks: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _served() -> bool:
+    """True in a served session (a ``get_root`` in a test has no event loop to run timers)."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
+
+
+def _login_link(path: str) -> str:
+    return f"{login_url}?next={quote(path)}"
+
+
 def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | None) -> pn.Column:
-    """A dashboard page: navigation bar, title, body."""
+    """A dashboard page: navigation bar, title, body; it ends itself when the login expires.
+
+    Bokeh checks the session cookie only when the page loads, so a page left open would
+    otherwise go on showing (and changing) data on a token past its ``exp``.
+    """
     if claims is None:
         body = pn.pane.Alert("Log in to see this page: [log in](/login).", alert_type="warning")
-    return pn.Column(
+    column = pn.Column(
         _nav(path, claims),
         pn.pane.Markdown(f"## {title}", margin=(0, 10)),
         body,
         sizing_mode="stretch_width",
     )
+    if claims is not None and _served():
+        delay_ms = max(1, round(seconds_left(claims) * 1000))
+        pn.state.add_periodic_callback(lambda: end_session(column, path), period=delay_ms, count=1)
+    return column
+
+
+def end_session(column: pn.Column, path: str) -> None:
+    """What a page does when its login expires: hide the data, stop refreshing, go log in.
+
+    The body (and with it any live video) leaves the page at once; the browser is then
+    sent to the login page, which brings it back to ``path`` afterwards.
+    """
+    column[-1] = pn.pane.Alert(
+        f"Your session has expired: [log in again]({_login_link(path)}).", alert_type="warning"
+    )
+    if not _served():
+        return
+    for callback in _callbacks.pop(pn.state.curdoc, []):
+        callback.stop()
+    location = pn.state.location
+    # With ``reload`` off the browser only rewrites its address bar; switching it on last
+    # makes it load that address.
+    location.param.update(pathname=login_url, search=f"?next={quote(path)}")
+    location.reload = True
 
 
 def periodic(callback, period_ms: int) -> None:
     """Call ``callback`` every ``period_ms`` while the browser session lives.
 
-    Only in a served session (a ``get_root`` in a test has no event loop to run it; tests
-    call the refresh method themselves). Panel stops the callback when the session ends.
+    Only in a served session (tests call the refresh method themselves). Panel stops the
+    callback when the session ends, :func:`end_session` when the login expires.
     """
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        pn.state.add_periodic_callback(callback, period=period_ms)
+    if _served():
+        timer = pn.state.add_periodic_callback(callback, period=period_ms)
+        _callbacks.setdefault(pn.state.curdoc, []).append(timer)

@@ -3,10 +3,13 @@
 Bokeh's ``--auth-module`` already refuses pages to anyone without a valid session
 cookie; views still read the claims themselves (to show the user and to decide what
 they may change), and every admin action re-checks on the server, against the claim and
-the database (an admin demoted since logging in loses the right at once).
+the database (an admin demoted since logging in loses the right at once) and the clock
+(a page keeps the claims it was opened with, so their ``exp`` is checked again here).
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import panel as pn
 
@@ -14,7 +17,7 @@ from ..errors import AuthError
 from ..web.auth import Claims
 from ..web.auth_module import cookie_claims
 
-__all__ = ["session_claims", "require_admin", "is_admin"]
+__all__ = ["session_claims", "require_admin", "is_admin", "seconds_left", "expired"]
 
 
 def session_claims(app) -> Claims | None:
@@ -22,9 +25,23 @@ def session_claims(app) -> Claims | None:
     return cookie_claims(pn.state.cookies, app.settings)
 
 
+def seconds_left(claims: Claims) -> float:
+    """Seconds until the token expires (negative once it has)."""
+    return (claims.expires_at - datetime.now(timezone.utc)).total_seconds()
+
+
+def expired(claims: Claims) -> bool:
+    """True once the token's ``exp`` has passed.
+
+    Bokeh checks the cookie only when a page loads; a page left open holds the claims it
+    was built with, so every later use of them must ask this.
+    """
+    return seconds_left(claims) <= 0
+
+
 def is_admin(app, claims: Claims | None) -> bool:
-    """True if the token says admin AND the user is still an admin in the database."""
-    if claims is None or not claims.admin:
+    """True if the token says admin, has not expired, AND the user is still an admin."""
+    if claims is None or not claims.admin or expired(claims):
         return False
     try:
         return app.db.get_user(claims.username).is_admin
@@ -33,7 +50,10 @@ def is_admin(app, claims: Claims | None) -> bool:
 
 
 def require_admin(app, claims: Claims | None, action: str) -> None:
-    """Raise :class:`AuthError` unless the session belongs to an admin."""
+    """Raise :class:`AuthError` unless the session belongs to an admin and is still valid."""
+    if claims is not None and expired(claims):
+        at = claims.expires_at.strftime("%H:%M:%S UTC")
+        raise AuthError(f"the session expired at {at}; log in again to {action}")
     if not is_admin(app, claims):
         who = claims.username if claims else "nobody"
         raise AuthError(f"only admins may {action} (logged in as {who})")
