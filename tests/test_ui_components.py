@@ -15,7 +15,9 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import pytest
 from bokeh.document import Document
@@ -502,6 +504,35 @@ def test_analytics_store_switch_reads_the_events_once(app, admin):
     view.camera_select.value = view.camera_select.value  # no change: no read
     view.bin = "D"
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize("bin_size, width", [("h", timedelta(hours=1)), ("D", timedelta(days=1))])
+def test_analytics_single_bin_is_shown_whole(app, admin, bin_size, width):
+    camera = demo_camera(app)
+    store = app.db.get_store(camera.store_id)
+    start = datetime.now(store.tz).replace(minute=10, second=0, microsecond=0)
+    _events(
+        app,
+        camera,
+        [
+            (start, "entry"),
+            (start + timedelta(minutes=20), "exit"),
+            (start + timedelta(minutes=30), "entry"),
+        ],
+    )
+    view = AnalyticsView(app, bin=bin_size)
+    render(view.__panel__())
+    binned = view.binned()
+    assert len(binned) == 1
+    first = binned.index[0].tz_localize(None)  # the chart shows local wall-clock times
+
+    figure = hv.render(view.timeline.object)
+    x_start, x_end = pd.Timestamp(figure.x_range.start), pd.Timestamp(figure.x_range.end)
+    bars = [r for layer in view.timeline.object for r in layer.data.itertuples(index=False)]
+    assert x_start < min(r.x0 for r in bars) and max(r.x1 for r in bars) < x_end
+    # The whole bin, with at least half a bin of margin on each side.
+    assert x_start <= first - width / 2
+    assert x_end >= first + width + width / 2
 
 
 # ---------------------------------------------------------------------- admin

@@ -32,11 +32,22 @@ DEFAULT_DAYS = 7
 ALL_CAMERAS = 0
 ENTRY_COLOUR, EXIT_COLOUR = "#1a7f37", "#cf222e"
 CHART_HEIGHT = 300
+#: Length of one bin of each bin size; the two bars of a bin fill 40 % of it.
+BIN_WIDTHS = {"h": pd.Timedelta(hours=1), "D": pd.Timedelta(days=1)}
 
 
 def _local_naive(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Local wall-clock times without the zone (Bokeh would convert aware times to UTC)."""
     return index.tz_localize(None) if index.tz is not None else index
+
+
+def _timeline_range(times: pd.DatetimeIndex, width: pd.Timedelta) -> tuple:
+    """The x range of the timeline: every bin whole, and one bin's width of margin each side.
+
+    Left to HoloViews the range hugs the bars, which fill only part of their bin: one bin
+    became an axis a few minutes wide with its bars cut off at the edges.
+    """
+    return times.min() - width, times.max() + 2 * width
 
 
 class AnalyticsView(pn.viewable.Viewer):
@@ -171,8 +182,8 @@ class AnalyticsView(pn.viewable.Viewer):
             )
         binned = self.binned()
         times = _local_naive(binned.index)
-        width = (3600 if self.bin == "h" else 86400) * 1000 * 0.4  # bar width in ms
-        offset = pd.to_timedelta(width / 2, unit="ms")
+        width = BIN_WIDTHS[self.bin]
+        offset = width * 0.2  # width of one bar: entries, then exits beside them
         entry_bars = hv.Rectangles(
             [(t, 0, t + offset, v) for t, v in zip(times, binned["entries"], strict=True)],
             label="entries",
@@ -188,6 +199,7 @@ class AnalyticsView(pn.viewable.Viewer):
             title=f"Entries and exits per {label} ({self.store.timezone})",
             xlabel="time",
             ylabel="people",
+            xlim=_timeline_range(times, width),
             responsive=True,
             height=CHART_HEIGHT,
             legend_position="top_left",
