@@ -138,18 +138,24 @@ class LiveView(pn.viewable.Viewer):
         self.grid = pn.GridBox(ncols=self.columns, sizing_mode="stretch_width")
         self.tiles: list[CameraTile] = []
         self.picker.param.watch(self._rebuild, "value")
-        self.param.watch(self._rebuild, "columns")
+        self.param.watch(self._layout, "columns")
         self._rebuild()
         periodic(self.refresh, STATUS_REFRESH_MS)
 
     def _rebuild(self, *_) -> None:
+        """Tiles for the picked cameras; a camera still picked keeps its tile (and stream)."""
         names = {v: k for k, v in self.options.items()}
+        kept = {tile.camera_id: tile for tile in self.tiles}
         self.tiles = [
-            CameraTile(self.app, camera_id=cid, title=names.get(cid, f"camera {cid}"))
+            kept.get(cid)
+            or CameraTile(self.app, camera_id=cid, title=names.get(cid, f"camera {cid}"))
             for cid in self.picker.value
         ]
-        self.grid.ncols = min(self.columns, max(1, len(self.tiles)))
+        self._layout()
         self.grid.objects = self.tiles
+
+    def _layout(self, *_) -> None:
+        self.grid.ncols = min(self.columns, max(1, len(self.tiles)))
 
     def refresh(self) -> None:
         for tile in self.tiles:
