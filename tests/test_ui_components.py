@@ -750,6 +750,8 @@ def test_mjpeg_stream_auth_sharing_and_slow_clients(app, video_path):
             assert time.monotonic() < deadline
             time.sleep(0.05)
 
+        # The camera's newest result is shown at once, before the next one is published.
+        assert _read_part(response.fp)["index"] == 4
         received = []
         published = 0
         for round_ in range(ROUNDS):  # one frame at a time, each read by the fast client

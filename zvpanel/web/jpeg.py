@@ -1,18 +1,20 @@
-"""JPEG frames for the live feed: encoded off the IOLoop, once per frame and variant.
+"""JPEG frames for the live feeds: encoded off the IOLoop, in one shared thread pool.
 
-Only ``/ws/live`` handlers ask for JPEGs, and they ask for the newest result they are
+``/ws/live`` handlers ask :meth:`FrameEncoder.encode` for the newest result they are
 about to send, so nothing is encoded while no client wants frames and a slow client never
-causes the frames it skipped to be encoded. All clients that want the same variant of
-the same frame share one encoding (one :class:`concurrent.futures.Future`).
+causes the frames it skipped to be encoded; all clients that want the same variant of the
+same frame share one encoding (one :class:`concurrent.futures.Future`). The video streams
+(:mod:`.camera_stream`) run their own once-per-frame encoding with :meth:`FrameEncoder.run`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +26,8 @@ __all__ = [
     "FrameVariant",
     "EncodedFrame",
     "FrameEncoder",
+    "encode_jpeg",
+    "render",
     "shared_encoder",
     "DEFAULT_QUALITY",
     "MIN_MAX_HEIGHT",
@@ -31,6 +35,7 @@ __all__ = [
 ]
 
 FrameKind = Literal["annotated", "raw"]
+T = TypeVar("T")
 #: JPEG quality when a client does not ask for one.
 DEFAULT_QUALITY = 80
 #: Bounds of ``?max_height=`` (pixels); frames are only ever scaled down.
@@ -73,7 +78,16 @@ class EncodedFrame:
     height: int
 
 
-def _render(result: FrameResult, variant: FrameVariant) -> EncodedFrame:
+def encode_jpeg(image: np.ndarray, quality: int, camera_id: int) -> np.ndarray:
+    """The JPEG bytes of a BGR image, as the uint8 array OpenCV returns (no copy)."""
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise EncodeError(f"camera {camera_id}: OpenCV could not encode frame as JPEG")
+    return buffer
+
+
+def render(result: FrameResult, variant: FrameVariant) -> EncodedFrame:
+    """``result``'s frame as ``variant``: annotated or not, scaled down, JPEG-encoded."""
     image = result.frame.image
     if variant.frames == "annotated":
         from ..annotate import annotate  # the pipeline's drawing, imported where it is needed
@@ -84,10 +98,8 @@ def _render(result: FrameResult, variant: FrameVariant) -> EncodedFrame:
         width = max(1, round(width * variant.max_height / height))
         height = variant.max_height
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, variant.quality])
-    if not ok:
-        raise EncodeError(f"camera {result.camera_id}: OpenCV could not encode frame as JPEG")
-    return EncodedFrame(np.asarray(buffer).tobytes(), width, height)
+    buffer = encode_jpeg(image, variant.quality, result.camera_id)
+    return EncodedFrame(buffer.tobytes(), width, height)
 
 
 class FrameEncoder:
@@ -97,7 +109,7 @@ class FrameEncoder:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="zvpanel-jpeg")
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, FrameVariant], OrderedDict[int, tuple]] = {}
-        self.encoded = 0  # how many encodings ran (for tests and benchmarks)
+        self.encoded = 0  # how many encodings were started (for tests and benchmarks)
 
     def encode(self, result: FrameResult, variant: FrameVariant) -> Future[EncodedFrame]:
         """A future JPEG of ``result`` as ``variant``; shared by everyone asking the same."""
@@ -108,12 +120,18 @@ class FrameEncoder:
             # id() alone could be reused by a new object; the stored result makes it exact.
             if entry is not None and entry[0] is result:
                 return entry[1]
-            future = self._pool.submit(_render, result, variant)
+            future = self._pool.submit(render, result, variant)
             self.encoded += 1
             kept[id(result)] = (result, future)
             while len(kept) > FRAMES_KEPT:
                 kept.popitem(last=False)
             return future
+
+    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run another encoding (``fn(*args)``, e.g. one with its framing) on these threads."""
+        with self._lock:
+            self.encoded += 1
+        return self._pool.submit(fn, *args)
 
     def forget(self, camera_id: int) -> None:
         """Drop the frames kept for a camera (its last client left)."""
