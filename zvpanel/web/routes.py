@@ -22,6 +22,7 @@ from .feed import MessageCache
 from .jpeg import FrameEncoder, shared_encoder
 from .mjpeg import mjpeg_route
 from .token_handler import TokenHandler
+from .video import video_route
 from .ws_handlers import (
     DetectionsHandler,
     EventsHandler,
@@ -69,6 +70,8 @@ def build_routes(
             {"path": str(STATIC_DIR), "default_filename": "live.html"},
         ),
         # The dashboards' live video (zvpanel.ui.streaming_image reads it).
+        video_route(app_provider, encoder_provider),
+        # The annotated video as MJPEG, for an <img> on another application's page.
         mjpeg_route(app_provider, encoder_provider),
     ]
 

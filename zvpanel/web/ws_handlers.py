@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -51,6 +52,7 @@ from .jpeg import FrameEncoder, FrameVariant
 from .token_handler import JsonErrorMixin
 
 __all__ = [
+    "AuthenticatedSocket",
     "FeedHandler",
     "DetectionsHandler",
     "MultiDetectionsHandler",
@@ -130,32 +132,19 @@ def _close_reason(text: str) -> str:
     return data.decode("utf-8", "ignore")
 
 
-class FeedHandler(JsonErrorMixin, WebSocketHandler):
-    """Common part: auth before the upgrade, one sender coroutine, client messages."""
+class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
+    """A WebSocket only for a logged-in user, closed when the user's token expires.
 
-    endpoint: ClassVar[str] = "detections"
-    wants_frames: ClassVar[bool] = False
+    Checks the token (``?token=``, bearer or session cookie) and that its user still
+    exists before the upgrade, so a refused client gets an HTTP 401 with a JSON body;
+    allows the same origin and ``settings.allowed_origins``; pings to drop vanished
+    clients; takes small client messages only.
+    """
 
-    def initialize(
-        self,
-        app_provider: Callable[[], Any],
-        encoder_provider: Callable[[], FrameEncoder],
-        messages: MessageCache,
-        registry: FeedRegistry,
-    ) -> None:
+    def initialize(self, app_provider: Callable[[], Any]) -> None:
         self.app_provider = app_provider
-        self.encoder_provider = encoder_provider
-        self.messages = messages
-        self.registry = registry
         self.claims: Claims | None = None
-        self.camera_ids: list[int] = []
-        self.max_fps: float | None = None
-        self.dropped = 0
-        self._lock = threading.Lock()
-        self._closed = False
-        self._wake_scheduled = False
-        self._control: deque[dict[str, Any]] = deque(maxlen=CONTROL_QUEUE_MAX)
-        self._subscription = None
+        self._expiry: object | None = None
 
     # ------------------------------------------------------------------ before upgrade
     def prepare(self) -> None:
@@ -196,6 +185,55 @@ class FeedHandler(JsonErrorMixin, WebSocketHandler):
         return PING_TIMEOUT_S
 
     # ------------------------------------------------------------------ connection
+    def close_at_expiry(self) -> None:
+        """Close the socket (1008, "token expired") when the client's token expires."""
+        loop = IOLoop.current()
+        delay = self.claims.expires_at.timestamp() - time.time()
+        self._expiry = loop.call_later(max(0.0, delay), self._expired)
+
+    def _expired(self) -> None:
+        self._expiry = None
+        self.refuse(FeedRequestError("token_expired", "token expired: log in again"))
+
+    def refuse(self, error: FeedRequestError) -> None:
+        """Tell the client why in an error message and close with 1008 and the reason."""
+        with contextlib.suppress(WebSocketClosedError):
+            self.write_message(json.dumps(error_message(error.code, error.message)))
+        self.close(CLOSE_POLICY_VIOLATION, _close_reason(error.message))
+
+    def on_close(self) -> None:
+        if self._expiry is not None:
+            IOLoop.current().remove_timeout(self._expiry)
+            self._expiry = None
+
+
+class FeedHandler(AuthenticatedSocket):
+    """Common part of the feed: one sender coroutine, one-slot buffers, client messages."""
+
+    endpoint: ClassVar[str] = "detections"
+    wants_frames: ClassVar[bool] = False
+
+    def initialize(
+        self,
+        app_provider: Callable[[], Any],
+        encoder_provider: Callable[[], FrameEncoder],
+        messages: MessageCache,
+        registry: FeedRegistry,
+    ) -> None:
+        super().initialize(app_provider)
+        self.encoder_provider = encoder_provider
+        self.messages = messages
+        self.registry = registry
+        self.camera_ids: list[int] = []
+        self.max_fps: float | None = None
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._wake_scheduled = False
+        self._control: deque[dict[str, Any]] = deque(maxlen=CONTROL_QUEUE_MAX)
+        self._subscription = None
+
+    # ------------------------------------------------------------------ connection
     def open(self, *args: str) -> None:
         self.loop = IOLoop.current()
         self._wakeup = Event()
@@ -205,6 +243,7 @@ class FeedHandler(JsonErrorMixin, WebSocketHandler):
             self.refuse(error)
             return
         self.set_nodelay(True)  # small messages must not wait for Nagle's algorithm
+        self.close_at_expiry()
         self.registry.add(self)
         self._control.append(
             hello_message(self.endpoint, self.claims.username, self.camera_ids, **self.options())
@@ -229,13 +268,8 @@ class FeedHandler(JsonErrorMixin, WebSocketHandler):
             if result is not None:
                 self._on_result(result)
 
-    def refuse(self, error: FeedRequestError) -> None:
-        """Tell the client why in an error message and close with 1008 and the reason."""
-        with contextlib.suppress(WebSocketClosedError):
-            self.write_message(json.dumps(error_message(error.code, error.message)))
-        self.close(CLOSE_POLICY_VIOLATION, _close_reason(error.message))
-
     def on_close(self) -> None:
+        super().on_close()
         with self._lock:
             self._closed = True
         if self._subscription is not None:
