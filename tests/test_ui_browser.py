@@ -183,20 +183,27 @@ def test_pages_require_login_and_wrong_password_is_refused(browser, server, scre
 
 def test_live_image_changes_over_time(page, server, screenshot_dir):
     page.goto(server["url"] + "/live")
-    image = page.locator("img.zv-stream").first
+    image = page.locator("canvas.zv-stream").first
     image.wait_for()
     deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
-    while image.evaluate("img => img.naturalWidth") == 0:
+    while image.get_attribute("data-frame") is None:  # set when a frame is painted
         assert time.monotonic() < deadline, "the live image never showed a frame"
         time.sleep(0.5)
-    assert image.evaluate("img => img.naturalWidth") == 768
+    assert image.evaluate("canvas => [canvas.width, canvas.height]") == [768, 576]
     page.locator('[data-state="online"]').first.wait_for()
+    first_frame = int(image.get_attribute("data-frame"))
     first = _png(image.screenshot())
     time.sleep(2.0)
     second = _png(image.screenshot(path=str(screenshot_dir / "02-live.png")))
+    assert int(image.get_attribute("data-frame")) != first_frame
     assert first.shape == second.shape
     changed = np.mean(np.abs(first.astype(np.int16) - second.astype(np.int16)) > 10)
     assert changed > 0.005, f"only {changed:.2%} of the pixels changed in 2 s"
+    # The overlay is drawn in the browser: the demo's counting line, red at x = 345.6 of 768.
+    x = round(second.shape[1] * 345.6 / 768)
+    band = second[:, x - 3 : x + 4].astype(int)  # BGR
+    red = (band[..., 2] > 180) & (band[..., 1] < 80) & (band[..., 0] < 80)
+    assert red.any(axis=1).mean() > 0.5, "the counting line is not drawn over the video"
     status = page.locator(".zv-status").first.inner_text()
     assert "Detection rate" in status and "Entries" in status
     page.screenshot(path=str(screenshot_dir / "03-live-page.png"))

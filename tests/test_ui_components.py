@@ -191,7 +191,7 @@ def test_live_view_tiles_status_and_counts(app, admin):
     assert [t.camera_id for t in view.tiles] == [camera.id]
     tile = view.tiles[0]
     assert isinstance(tile.image, StreamingImage)
-    assert tile.image.src == f"/stream/{camera.id}.mjpg"
+    assert tile.image.src == f"/ws/video/{camera.id}"
     assert "not running" in tile.status.object
 
     app.hub.set_status(
