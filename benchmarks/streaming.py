@@ -1,32 +1,44 @@
-"""Cost and quality of the dashboards' live video (the MJPEG streaming pane).
+"""Cost and quality of the dashboards' live video (the StreamingImage pane's feed).
 
 Starts a server process running the real App (engine on a fresh database whose demo
-camera plays data/vtest.avi) and the real ``/stream/{id}.mjpg`` handler on a Tornado
-IOLoop, as ``panel serve`` does, but without Panel's sessions, so that the streaming
-threads can be measured alone. Then, for 1 and 4 clients watching the demo camera, prints:
+camera plays data/vtest.avi) and the real ``/ws/video/{id}`` (the pane's feed) and
+``/stream/{id}.mjpg`` handlers on a Tornado IOLoop, as ``panel serve`` does, but without
+Panel's sessions, so that the streaming threads can be measured alone. Then, for 1 and 4
+clients watching the demo camera, prints:
 
 * server CPU time per delivered frame: CPU of the threads that stream (the IOLoop thread,
-  which writes to the sockets, and the JPEG encoder pool, which annotates and encodes)
-  divided by the frames the clients received, next to the CPU cost of JPEG-encoding one
-  such frame alone (target: at most 1.3x);
-* bytes per frame on the wire (everything the client read, part headers included) next
-  to the JPEG size;
+  which writes to the sockets, and the JPEG encoder pool, which encodes and packs) divided
+  by the frames the clients received, next to the CPU cost of JPEG-encoding that frame
+  alone (target: at most 1.3x);
+* bytes per frame on the wire (everything the client read: frame header, WebSocket or
+  multipart framing) next to the JPEG size;
 * frames per second each client received;
-* capture-to-display latency: from the frame's decode time (``X-Captured-At``, stamped by
-  the camera's source thread) until the client has received AND decoded the JPEG.
+* capture-to-display latency: from the frame's decode time (stamped by the camera's
+  source thread) until the client has received AND decoded the JPEG.
 
-The clients read ``/stream/{id}.mjpg`` exactly as a browser's ``<img>`` does (the same
-bytes on the wire); they run in this process, so their own CPU is not counted.
+"Encoding that frame alone" is measured in the server process during the same seconds as
+each case, on the camera's own processed frames as they arrive (one every 200 ms at the
+demo's 5 detections/s), by one thread that does nothing else: the same frames, pace,
+load and moment, with nothing of the streaming path. Measuring both side by side cancels
+the noise of a shared machine, which moves either figure by 10-40% from run to run. A
+tight loop over 100 frames on an idle machine is cheaper per frame (warm caches); it is
+printed too.
 
-    .venv/bin/python benchmarks/streaming.py [--seconds 20] [--clients 1 4]
+CPU times are each thread's own CPU clock (``pthread_getcpuclockid``, nanoseconds). The
+clients run in this process, so their own CPU is not counted.
+
+    .venv/bin/python benchmarks/streaming.py [--seconds 30] [--clients 1 4] [--transport video mjpeg]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import http.client
 import json
 import os
+import queue
 import socket
 import statistics
 import subprocess
@@ -34,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,14 +53,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT.parent / "shared" / "models" / "yolov8n_int8_openvino_model"
-START_TIMEOUT_S = 180
-#: JPEG quality the stream uses (zvpanel.web.mjpeg.STREAM_VARIANT).
+#: JPEG quality of both streams (zvpanel.web.jpeg.DEFAULT_QUALITY).
 JPEG_QUALITY = 80
 ENCODE_SAMPLES = 100
+CAMERA_ID = 1  # the demo camera
 
 
 @dataclass
@@ -58,8 +68,20 @@ class ClientStats:
     wire_bytes: int = 0
     jpeg_bytes: int = 0
     latencies_ms: list[float] = field(default_factory=list)
-    first: float = 0.0
-    last: float = 0.0
+
+    def record(self, wire: int, jpeg: bytes, captured: datetime) -> None:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # "display"
+        if image is None:
+            raise SystemExit("received a frame that is not a JPEG")
+        now = datetime.now(timezone.utc)
+        self.latencies_ms.append((now - captured).total_seconds() * 1000)
+        self.frames += 1
+        self.wire_bytes += wire
+        self.jpeg_bytes += len(jpeg)
+
+    def reset(self) -> None:
+        self.frames = self.wire_bytes = self.jpeg_bytes = 0
+        self.latencies_ms.clear()
 
 
 def free_port() -> int:
@@ -68,8 +90,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# ---------------------------------------------------------------------- server process
+def thread_cpu_s(prefix: str) -> float:
+    """CPU seconds of this process's threads whose name starts with ``prefix``."""
+    return sum(
+        time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        for thread in threading.enumerate()
+        if thread.name.startswith(prefix)
+    )
+
+
+def paced_encode(hub, seconds: float) -> dict:
+    """Encode each processed frame of the camera as it arrives, on this thread only."""
+    frames: queue.Queue = queue.Queue(maxsize=1)
+
+    def listener(result) -> None:
+        with contextlib.suppress(queue.Full):
+            frames.put_nowait(result.frame.image)
+
+    clock = time.pthread_getcpuclockid(threading.get_ident())
+    cpu = size = count = 0
+    with hub.subscribe(listener, [CAMERA_ID]):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                image = frames.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            start = time.clock_gettime(clock)
+            ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            cpu += time.clock_gettime(clock) - start
+            size += len(buffer)
+            count += 1
+    if not count:
+        raise RuntimeError("the demo camera produced no frames")
+    return {"encode_ms": cpu * 1000 / count, "jpeg_bytes": size / count, "frames": count}
+
+
 def serve(db_path: str, model: str, port: int) -> None:
-    """Child process: the App + the MJPEG route on this thread's IOLoop; a /_stats route."""
+    """Child process: the App and the video routes on this thread's IOLoop, plus /_stats
+    (CPU of the streaming threads) and /_baseline (:func:`paced_encode`)."""
     from tornado.ioloop import IOLoop
     from tornado.web import Application, RequestHandler
 
@@ -78,32 +138,31 @@ def serve(db_path: str, model: str, port: int) -> None:
     from zvpanel.web.auth import issue_token
     from zvpanel.web.jpeg import shared_encoder
     from zvpanel.web.mjpeg import mjpeg_route
+    from zvpanel.web.video import video_route
 
     settings = load_settings(db_path=db_path, model=model, dev_mode=True)
     app = get_app(settings)
 
     class StatsHandler(RequestHandler):
         def get(self) -> None:
-            names = {t.native_id: t.name for t in threading.enumerate()}
-            ioloop = encoder = 0.0
-            for thread in psutil.Process().threads():
-                name = names.get(thread.id, "")
-                if name == "MainThread":
-                    ioloop += thread.user_time + thread.system_time
-                elif name.startswith("zvpanel-jpeg"):
-                    encoder += thread.user_time + thread.system_time
             self.write(
                 {
-                    "streaming_cpu_s": ioloop + encoder,
-                    "ioloop_cpu_s": ioloop,
-                    "encoder_cpu_s": encoder,
+                    "ioloop_cpu_s": thread_cpu_s("MainThread"),
+                    "encoder_cpu_s": thread_cpu_s("zvpanel-jpeg"),
                     "encoded": shared_encoder().encoded,
                 }
             )
 
+    class BaselineHandler(RequestHandler):
+        async def get(self) -> None:
+            seconds = float(self.get_query_argument("seconds"))
+            self.write(await IOLoop.current().run_in_executor(None, paced_encode, app.hub, seconds))
+
     routes = [
+        video_route(lambda: app),
         mjpeg_route(lambda: app),
         (r"/_stats", StatsHandler),
+        (r"/_baseline", BaselineHandler),
     ]
     Application(routes).listen(port, "127.0.0.1")
     token = issue_token(settings, "admin", admin=True)
@@ -113,16 +172,8 @@ def serve(db_path: str, model: str, port: int) -> None:
 
 def start_server(port: int, db_path: Path, model: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
-    args = [
-        sys.executable,
-        __file__,
-        "--serve",
-        str(db_path),
-        "--model",
-        model,
-        "--port",
-        str(port),
-    ]
+    args = [sys.executable, __file__, "--serve", str(db_path), "--model", model]
+    args += ["--port", str(port)]
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE)
     line = process.stdout.readline()
     if not line:
@@ -130,15 +181,44 @@ def start_server(port: int, db_path: Path, model: str) -> tuple[subprocess.Popen
     return process, json.loads(line)["token"]
 
 
-def stats(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats") as response:
+def get_json(port: int, path: str, timeout: float = 30.0) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
         return json.load(response)
 
 
-def watch(port: int, token: str, camera_id: int, stop: threading.Event, stats: ClientStats) -> None:
-    """Read the multipart stream like a browser, decode every JPEG, record what arrived."""
+# ---------------------------------------------------------------------- clients
+def watch_video(port: int, token: str, stop: threading.Event, stats: ClientStats) -> None:
+    """Read /ws/video as the StreamingImage pane does: header length, header, JPEG."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    from zvpanel.web.video import parse_video_message
+
+    async def run() -> None:
+        url = f"ws://127.0.0.1:{port}/ws/video/{CAMERA_ID}"
+        request = HTTPRequest(url, headers={"Authorization": f"Bearer {token}"})
+        conn = await websocket_connect(request)
+        while not stop.is_set():
+            message = await conn.read_message()
+            if message is None:
+                raise SystemExit(f"video feed closed: {conn.close_code} {conn.close_reason}")
+            if isinstance(message, str):
+                raise SystemExit(f"video feed sent text: {message}")
+            header, jpeg = parse_video_message(message)
+            # A binary frame of this size has a 4-byte WebSocket header (126 + 16-bit
+            # length) below 64 KiB, 10 bytes (127 + 64-bit length) above.
+            framing = 4 if len(message) < 65536 else 10
+            captured = datetime.fromisoformat(header["timestamp"].replace("Z", "+00:00"))
+            stats.record(len(message) + framing, jpeg, captured)
+        conn.close()
+
+    asyncio.run(run())
+
+
+def watch_mjpeg(port: int, token: str, stop: threading.Event, stats: ClientStats) -> None:
+    """Read /stream/{id}.mjpg as a browser's <img> does."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", f"/stream/{camera_id}.mjpg", headers={"Authorization": f"Bearer {token}"})
+    conn.request("GET", f"/stream/{CAMERA_ID}.mjpg", headers={"Authorization": f"Bearer {token}"})
     response = conn.getresponse()
     if response.status != 200:
         raise SystemExit(f"stream answered {response.status} {response.reason}")
@@ -156,54 +236,47 @@ def watch(port: int, token: str, camera_id: int, stop: threading.Event, stats: C
             if ":" in text:
                 key, value = text.split(":", 1)
                 headers[key.strip().lower()] = value.strip()
-        size = int(headers["content-length"])
-        jpeg = response.fp.read(size)
-        wire += size + len(response.fp.readline())
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # "display"
-        now = datetime.now(timezone.utc)
-        if image is None:
-            raise SystemExit("received a part that is not a JPEG")
-        captured = datetime.fromisoformat(headers["x-captured-at"])
-        stats.latencies_ms.append((now - captured).total_seconds() * 1000)
-        stats.frames += 1
-        stats.wire_bytes += wire
-        stats.jpeg_bytes += size
-        stats.last = time.monotonic()
-        if stats.frames == 1:
-            stats.first = stats.last
+        jpeg = response.fp.read(int(headers["content-length"]))
+        wire += len(jpeg) + len(response.fp.readline())
+        stats.record(wire, jpeg, datetime.fromisoformat(headers["x-captured-at"]))
     conn.close()
 
 
-def measure(port, token, camera_id, clients, seconds) -> tuple[list[ClientStats], dict]:
+WATCHERS = {"video": watch_video, "mjpeg": watch_mjpeg}
+
+
+def measure(port, token, transport, clients, seconds) -> tuple[list[ClientStats], dict, dict]:
+    """Stream to ``clients`` for ``seconds``; the streaming CPU and the baseline meanwhile."""
     stop = threading.Event()
     results = [ClientStats() for _ in range(clients)]
     threads = [
-        threading.Thread(target=watch, args=(port, token, camera_id, stop, r), daemon=True)
+        threading.Thread(target=WATCHERS[transport], args=(port, token, stop, r), daemon=True)
         for r in results
     ]
     for thread in threads:
         thread.start()
     time.sleep(2.0)  # connections set up and first frames through: measure steady state
     for r in results:
-        r.frames = r.wire_bytes = r.jpeg_bytes = 0
-        r.latencies_ms.clear()
-    before = stats(port)
+        r.reset()
+    baseline: dict = {}
+    paced = threading.Thread(
+        target=lambda: baseline.update(
+            get_json(port, f"/_baseline?seconds={seconds}", timeout=seconds + 30)
+        )
+    )
+    before = get_json(port, "/_stats")
+    paced.start()
     time.sleep(seconds)
-    after = stats(port)
+    after = get_json(port, "/_stats")
+    paced.join()
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
-    delta = {k: after[k] - before[k] for k in after}
-    return results, delta
+    return results, {k: after[k] - before[k] for k in after}, baseline
 
 
-def encode_cost_ms(video: Path) -> tuple[float, float, float]:
-    """Mean CPU ms to JPEG-encode one vtest.avi frame alone, the mean JPEG size, and the
-    mean CPU ms to draw the annotations (8 boxes, the demo line) and encode."""
-    from zvpanel.annotate import annotate
-    from zvpanel.detections import Detections
-    from zvpanel.storage.bootstrap import DEMO_CALIBRATION
-
+def tight_loop_encode_ms(video: Path) -> float:
+    """CPU ms to JPEG-encode one vtest frame in a tight loop over 100 frames, idle machine."""
     cap = cv2.VideoCapture(str(video))
     frames = []
     while len(frames) < ENCODE_SAMPLES:
@@ -212,26 +285,39 @@ def encode_cost_ms(video: Path) -> tuple[float, float, float]:
             break
         frames.append(image)
     cap.release()
-    sizes, start = [], time.thread_time()
-    for image in frames:
-        ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        sizes.append(len(buffer))
-    encode_ms = (time.thread_time() - start) * 1000 / len(frames)
-    boxes = np.array([[100, 100, 150, 250]] * 8, float) + np.arange(8)[:, None] * 60
-    people = Detections(boxes, np.full(8, 0.8), np.zeros(8), np.arange(8))
-    counts = {"door": {"entries": 3, "exits": 2}}
     start = time.thread_time()
     for image in frames:
-        drawn = annotate(image, people, DEMO_CALIBRATION, counts, ("person",))
-        cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    both_ms = (time.thread_time() - start) * 1000 / len(frames)
-    return encode_ms, statistics.mean(sizes), both_ms
+        cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return (time.thread_time() - start) * 1000 / len(frames)
+
+
+def report(transport: str, clients: int, seconds: float, results, delta, baseline) -> None:
+    frames = sum(r.frames for r in results)
+    if not frames:
+        print(f"{transport:>9} {clients:>7} no frames received")
+        return
+    encode_ms = baseline["encode_ms"]
+    cpu_ms = (delta["ioloop_cpu_s"] + delta["encoder_cpu_s"]) * 1000 / frames
+    fps = statistics.mean(r.frames / seconds for r in results)
+    wire = sum(r.wire_bytes for r in results) / frames
+    jpeg = sum(r.jpeg_bytes for r in results) / frames
+    lat = sorted(x for r in results for x in r.latencies_ms)
+    p50, p95 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.95))]
+    print(
+        f"{transport:>9} {clients:>7} {fps:>10.2f} {cpu_ms:>12.2f} {encode_ms:>9.2f} "
+        f"{cpu_ms / encode_ms:>7.2f}x "
+        f"{delta['encoded'] / frames:>13.2f} {wire:>12.0f} {jpeg:>8.0f} "
+        f"{wire / jpeg - 1:>7.2%} {p50:>6.0f}ms {p95:>6.0f}ms "
+        f"{delta['ioloop_cpu_s'] * 1000 / frames:>9.2f} "
+        f"{delta['encoder_cpu_s'] * 1000 / frames:>8.2f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per case")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per case")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--transport", nargs="+", choices=sorted(WATCHERS), default=["video"])
     parser.add_argument("--model", default=os.environ.get("ZVPANEL_MODEL") or str(DEFAULT_MODEL))
     parser.add_argument("--serve", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -240,53 +326,41 @@ def main() -> None:
         serve(args.serve, args.model, args.port)
         return
 
-    encode_ms, sample_jpeg, both_ms = encode_cost_ms(REPO_ROOT / "data" / "vtest.avi")
-    print(
-        f"JPEG-encoding one 768x576 vtest frame alone (q={JPEG_QUALITY}): "
-        f"{encode_ms:.2f} ms CPU, {sample_jpeg / 1024:.1f} KiB; "
-        f"drawing the annotations + encoding: {both_ms:.2f} ms"
-    )
+    tight_ms = tight_loop_encode_ms(REPO_ROOT / "data" / "vtest.avi")
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         server, token = start_server(port, Path(folder) / "zvpanel.db", args.model)
         try:
-            camera_id = 1
-            measure(port, token, camera_id, 1, 3.0)  # warm up: camera online, stream once
-            header = (
-                f"{'clients':>7} {'fps/client':>10} {'CPU ms/frame':>12} {'x encode':>8} "
-                f"{'encodes/frame':>13} {'wire B/frame':>12} {'JPEG B':>8} {'overhead':>8} "
-                f"{'lat p50':>8} {'lat p95':>8} {'IOLoop ms':>9} {'pool ms':>8}"
+            measure(port, token, args.transport[0], 1, 3.0)  # warm up: camera online
+            print(
+                f"JPEG quality {JPEG_QUALITY}, 768x576 frames, about "
+                f"{get_json(port, '/_baseline?seconds=3')['jpeg_bytes'] / 1024:.1f} KiB; "
+                f"encoding one in a tight loop on an idle machine: {tight_ms:.2f} ms CPU"
             )
-            print(header)
-            for clients in args.clients:
-                results, delta = measure(port, token, camera_id, clients, args.seconds)
-                frames = sum(r.frames for r in results)
-                if not frames:
-                    print(f"{clients:>7} no frames received")
-                    continue
-                cpu_ms = delta["streaming_cpu_s"] * 1000 / frames
-                fps = statistics.mean(r.frames / args.seconds for r in results)
-                wire = sum(r.wire_bytes for r in results) / frames
-                jpeg = sum(r.jpeg_bytes for r in results) / frames
-                lat = sorted(x for r in results for x in r.latencies_ms)
-                p50, p95 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-                print(
-                    f"{clients:>7} {fps:>10.2f} {cpu_ms:>12.2f} {cpu_ms / encode_ms:>7.2f}x "
-                    f"{delta['encoded'] / frames:>13.2f} {wire:>12.0f} {jpeg:>8.0f} "
-                    f"{wire / jpeg - 1:>7.2%} {p50:>6.0f}ms {p95:>6.0f}ms "
-                    f"{delta['ioloop_cpu_s'] * 1000 / frames:>9.2f} "
-                    f"{delta['encoder_cpu_s'] * 1000 / frames:>8.2f}"
-                )
-            print()
-            print("CPU ms/frame: CPU of the streaming threads (IOLoop + encoder pool, which also")
-            print("draws the annotations) per frame delivered; x encode: that over the cost of")
-            print("encoding the frame alone (target <= 1.3x); encodes/frame: encodings per")
-            print("delivered frame (shared by all viewers). The frame rate is the camera's")
-            print("detection rate: the stream shows annotated, processed frames. IOLoop ms and")
-            print("pool ms split CPU ms/frame between socket writing and drawing + encoding.")
+            print(
+                f"{'transport':>9} {'clients':>7} {'fps/client':>10} {'CPU ms/frame':>12} "
+                f"{'encode ms':>9} {'x encode':>8} {'encodes/frame':>13} {'wire B/frame':>12} "
+                f"{'JPEG B':>8} {'overhead':>8} {'lat p50':>8} {'lat p95':>8} "
+                f"{'IOLoop ms':>9} {'pool ms':>8}"
+            )
+            for transport in args.transport:
+                for clients in args.clients:
+                    results, delta, baseline = measure(
+                        port, token, transport, clients, args.seconds
+                    )
+                    report(transport, clients, args.seconds, results, delta, baseline)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    print()
+    print("video: /ws/video, the dashboards' pane (raw JPEG + header; the browser draws the")
+    print("overlay). mjpeg: /stream/{id}.mjpg for other applications (annotated on the server).")
+    print("CPU ms/frame: CPU of the streaming threads (IOLoop + encoder pool) per frame")
+    print("delivered; encode ms: encoding the frame alone, measured in the same seconds;")
+    print("x encode: CPU ms/frame over encode ms (target <= 1.3x);")
+    print("encodes/frame: encodings per delivered frame (shared by all viewers). The frame rate")
+    print("is the camera's detection rate: the stream shows processed frames. IOLoop ms and pool")
+    print("ms split CPU ms/frame between socket writing and encoding + packing (+ drawing, mjpeg).")
 
 
 if __name__ == "__main__":
