@@ -16,13 +16,14 @@ clients watching the demo camera, prints:
 * capture-to-display latency: from the frame's decode time (stamped by the camera's
   source thread) until the client has received AND decoded the JPEG.
 
-"Encoding that frame alone" is measured in the server process during the same seconds as
-each case, on the camera's own processed frames as they arrive (one every 200 ms at the
-demo's 5 detections/s), by one thread that does nothing else: the same frames, pace,
-load and moment, with nothing of the streaming path. Measuring both side by side cancels
-the noise of a shared machine, which moves either figure by 10-40% from run to run. A
-tight loop over 100 frames on an idle machine is cheaper per frame (warm caches); it is
-printed too.
+"Encoding that frame alone" is measured in the server process, on the camera's own
+processed frames as they arrive (one every 200 ms at the demo's 5 detections/s), by one
+thread that does nothing else, while no client watches: the same frames, pace and engine
+load, with nothing of the streaming path. Each case alternates baseline and streaming
+windows (``--rounds``), so that the drifts of a shared machine, which move either figure
+by 10-40% from run to run, hit both alike. (Encoding side by side with the stream would
+not be fair: whichever thread reads a frame second finds it in the cache.) A tight loop
+over 100 frames on an idle machine is cheaper per frame (warm caches); it is printed too.
 
 CPU times are each thread's own CPU clock (``pthread_getcpuclockid``, nanoseconds). The
 clients run in this process, so their own CPU is not counted.
@@ -40,7 +41,6 @@ import json
 import os
 import queue
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -245,8 +245,8 @@ def watch_mjpeg(port: int, token: str, stop: threading.Event, stats: ClientStats
 WATCHERS = {"video": watch_video, "mjpeg": watch_mjpeg}
 
 
-def measure(port, token, transport, clients, seconds) -> tuple[list[ClientStats], dict, dict]:
-    """Stream to ``clients`` for ``seconds``; the streaming CPU and the baseline meanwhile."""
+def stream(port, token, transport, clients, seconds) -> tuple[list[ClientStats], dict]:
+    """Stream to ``clients`` for ``seconds``: what they received, the streaming CPU."""
     stop = threading.Event()
     results = [ClientStats() for _ in range(clients)]
     threads = [
@@ -258,21 +258,30 @@ def measure(port, token, transport, clients, seconds) -> tuple[list[ClientStats]
     time.sleep(2.0)  # connections set up and first frames through: measure steady state
     for r in results:
         r.reset()
-    baseline: dict = {}
-    paced = threading.Thread(
-        target=lambda: baseline.update(
-            get_json(port, f"/_baseline?seconds={seconds}", timeout=seconds + 30)
-        )
-    )
     before = get_json(port, "/_stats")
-    paced.start()
     time.sleep(seconds)
     after = get_json(port, "/_stats")
-    paced.join()
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
-    return results, {k: after[k] - before[k] for k in after}, baseline
+    return results, {k: after[k] - before[k] for k in after}
+
+
+def measure(port, token, transport, clients, seconds, rounds) -> tuple[list, dict, dict]:
+    """``rounds`` pairs of windows: the baseline alone, then the streaming (so that slow
+    drifts of a shared machine hit both alike); totals over the rounds."""
+    results: list[ClientStats] = []
+    delta: dict = {}
+    cpu = frames = 0.0
+    for _ in range(rounds):
+        window = seconds / rounds
+        baseline = get_json(port, f"/_baseline?seconds={window}", timeout=window + 30)
+        cpu += baseline["encode_ms"] * baseline["frames"]
+        frames += baseline["frames"]
+        received, used = stream(port, token, transport, clients, window)
+        results += received
+        delta = {k: delta.get(k, 0) + v for k, v in used.items()}
+    return results, delta, {"encode_ms": cpu / frames}
 
 
 def tight_loop_encode_ms(video: Path) -> float:
@@ -298,7 +307,7 @@ def report(transport: str, clients: int, seconds: float, results, delta, baselin
         return
     encode_ms = baseline["encode_ms"]
     cpu_ms = (delta["ioloop_cpu_s"] + delta["encoder_cpu_s"]) * 1000 / frames
-    fps = statistics.mean(r.frames / seconds for r in results)
+    fps = frames / clients / seconds  # results: one per client and round
     wire = sum(r.wire_bytes for r in results) / frames
     jpeg = sum(r.jpeg_bytes for r in results) / frames
     lat = sorted(x for r in results for x in r.latencies_ms)
@@ -317,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per case")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/stream windows per case")
     parser.add_argument("--transport", nargs="+", choices=sorted(WATCHERS), default=["video"])
     parser.add_argument("--model", default=os.environ.get("ZVPANEL_MODEL") or str(DEFAULT_MODEL))
     parser.add_argument("--serve", metavar="DB", help=argparse.SUPPRESS)
@@ -331,7 +341,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         server, token = start_server(port, Path(folder) / "zvpanel.db", args.model)
         try:
-            measure(port, token, args.transport[0], 1, 3.0)  # warm up: camera online
+            stream(port, token, args.transport[0], 1, 3.0)  # warm up: camera online
             print(
                 f"JPEG quality {JPEG_QUALITY}, 768x576 frames, about "
                 f"{get_json(port, '/_baseline?seconds=3')['jpeg_bytes'] / 1024:.1f} KiB; "
@@ -346,7 +356,7 @@ def main() -> None:
             for transport in args.transport:
                 for clients in args.clients:
                     results, delta, baseline = measure(
-                        port, token, transport, clients, args.seconds
+                        port, token, transport, clients, args.seconds, args.rounds
                     )
                     report(transport, clients, args.seconds, results, delta, baseline)
         finally:
@@ -356,7 +366,7 @@ def main() -> None:
     print("video: /ws/video, the dashboards' pane (raw JPEG + header; the browser draws the")
     print("overlay). mjpeg: /stream/{id}.mjpg for other applications (annotated on the server).")
     print("CPU ms/frame: CPU of the streaming threads (IOLoop + encoder pool) per frame")
-    print("delivered; encode ms: encoding the frame alone, measured in the same seconds;")
+    print("delivered; encode ms: encoding the frame alone, in windows alternating with them;")
     print("x encode: CPU ms/frame over encode ms (target <= 1.3x);")
     print("encodes/frame: encodings per delivered frame (shared by all viewers). The frame rate")
     print("is the camera's detection rate: the stream shows processed frames. IOLoop ms and pool")

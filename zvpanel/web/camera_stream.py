@@ -102,7 +102,7 @@ class CameraStream:
             self._subscription = None
             with self._lock:
                 self._pending = None
-            self.latest = None  # a stale frame must not be shown to the next viewer
+            self.latest = None  # the next first viewer starts from the hub's newest result
 
     # ------------------------------------------------------------------ engine thread
     def _on_result(self, result: FrameResult) -> None:
