@@ -12,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import gc
-import json
 import os
 import socket
 import struct
@@ -217,24 +216,6 @@ def test_two_viewers_share_one_encoding_and_nothing_is_encoded_without_viewers(f
 
 # ---------------------------------------------------------------------- auth
 @pytest.mark.model
-@pytest.mark.parametrize("problem", ["missing", "deleted_user"])
-def test_refused_with_401_json_before_the_upgrade(feed, problem):
-    query = {} if problem == "missing" else {"token": feed.token("ghost")}
-
-    async def scenario():
-        with pytest.raises(HTTPClientError) as refused:
-            await connect(feed.url(video_path(feed), **query))
-        assert refused.value.code == 401
-        body = json.loads(refused.value.response.body)
-        jsonschema.validate(body, load_schema("http_error"))
-        assert body["error"] == "unauthorized"
-        if problem == "deleted_user":
-            assert "no longer exists" in body["message"]
-        assert not feed.app.hub.frames_wanted(feed.camera_id)
-
-    run(scenario())
-
-
 @pytest.mark.model
 def test_video_socket_closes_when_the_token_expires(feed):
     token = feed.token(lifetime=SHORT_LIFETIME)

@@ -411,7 +411,13 @@ def test_example_page_is_served(feed):
 
 
 # ---------------------------------------------------------------------- refusals
-ENDPOINTS = ["/ws/detections/{cam}", "/ws/detections", "/ws/live/{cam}", "/ws/events"]
+ENDPOINTS = [
+    "/ws/detections/{cam}",
+    "/ws/detections",
+    "/ws/live/{cam}",
+    "/ws/events",
+    "/ws/video/{cam}",
+]
 
 
 @pytest.mark.model
@@ -455,12 +461,14 @@ def test_token_signed_with_another_secret_is_refused(feed):
 
 
 @pytest.mark.model
-def test_token_of_a_deleted_user_is_refused(feed):
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_token_of_a_deleted_user_is_refused(feed, path):
     async def scenario():
         with pytest.raises(HTTPClientError) as refused:
-            await connect(feed.url("/ws/events", token=feed.token("ghost")))
+            await connect(feed.url(path.format(cam=feed.camera_id), token=feed.token("ghost")))
         assert refused.value.code == 401
         assert "no longer exists" in json.loads(refused.value.response.body)["message"]
+        assert not feed.app.hub.frames_wanted(feed.camera_id)
 
     run(scenario())
 
