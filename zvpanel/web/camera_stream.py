@@ -27,7 +27,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 
 from tornado.ioloop import IOLoop
 
@@ -46,9 +45,7 @@ Renderer = Callable[[FrameResult], bytes]
 @dataclass(frozen=True)
 class StreamFrame:
     seq: int  # 1, 2, 3 ... per camera stream; gaps seen by a viewer are frames it skipped
-    payload: bytes
-    frame_index: int
-    captured_at: datetime
+    payload: bytes  # what every viewer writes, as it is
 
 
 class CameraStream:
@@ -126,7 +123,7 @@ class CameraStream:
         except Exception:  # a bad frame must not stop the stream
             log.exception("camera %s: encoding a stream frame failed", self.camera_id)
         else:
-            self._loop.add_callback(self._publish, result, payload)
+            self._loop.add_callback(self._publish, payload)
         with self._lock:
             result, self._pending = self._pending, None
             if result is None:
@@ -135,11 +132,11 @@ class CameraStream:
         self._submit(result)
 
     # ------------------------------------------------------------------ IOLoop
-    def _publish(self, result: FrameResult, payload: bytes) -> None:
+    def _publish(self, payload: bytes) -> None:
         if self._subscription is None:  # nobody watches any more: drop it
             return
         self._seq += 1
-        self.latest = StreamFrame(self._seq, payload, result.frame.index, result.frame.captured_at)
+        self.latest = StreamFrame(self._seq, payload)
         self._changed.set()  # wakes every waiting viewer ...
         self._changed.clear()  # ... and the next wait waits for the next frame
 
