@@ -159,9 +159,9 @@ def test_served_page_ends_when_the_session_expires(app):
             time.sleep(0.05)
         assert isinstance(page[-1], pn.pane.Alert), "the page still shows data after expiry"
         assert "session has expired" in page[-1].object
-        assert "/login?next=/admin" in page[-1].object
+        assert "/login?next=/admin&expired=1" in page[-1].object
         # The browser goes to the login page, which brings it back afterwards.
-        assert (location.pathname, location.search) == ("/login", "?next=/admin")
+        assert (location.pathname, location.search) == ("/login", "?next=/admin&expired=1")
         assert location.reload is True
     finally:
         server.stop()
@@ -635,6 +635,7 @@ class _StreamServer:
         from tornado.ioloop import IOLoop
         from tornado.web import Application
 
+        from zvpanel.web.auth_module import LoginHandler
         from zvpanel.web.mjpeg import mjpeg_route
 
         self.app = app
@@ -643,7 +644,7 @@ class _StreamServer:
         def run() -> None:
             asyncio.set_event_loop(asyncio.new_event_loop())
             self.loop = IOLoop.current()
-            web = Application([mjpeg_route(lambda: app)])
+            web = Application([mjpeg_route(lambda: app), (r"/login", LoginHandler)])
             self.server = HTTPServer(web)
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
@@ -690,6 +691,16 @@ def _read_part(stream) -> dict:
 
 #: Frames sent while one client stalls: far more than the socket buffers between them hold.
 ROUNDS = 60
+
+
+def test_login_page_says_why_it_was_opened(app):
+    server = _StreamServer(app)
+    try:
+        for query, text in [("?expired=1", "session expired"), ("?logged_out=1", "logged out")]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/login{query}") as r:
+                assert text in r.read().decode()
+    finally:
+        server.stop()
 
 
 def test_mjpeg_stream_auth_sharing_and_slow_clients(app, video_path):

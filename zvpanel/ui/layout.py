@@ -62,7 +62,7 @@ def _served() -> bool:
 
 
 def _login_link(path: str) -> str:
-    return f"{login_url}?next={quote(path)}"
+    return f"{login_url}?next={quote(path)}&expired=1"
 
 
 def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | None) -> pn.Column:
@@ -101,7 +101,7 @@ def end_session(column: pn.Column, path: str) -> None:
     location = pn.state.location
     # With ``reload`` off the browser only rewrites its address bar; switching it on last
     # makes it load that address.
-    location.param.update(pathname=login_url, search=f"?next={quote(path)}")
+    location.param.update(pathname=login_url, search=f"?next={quote(path)}&expired=1")
     location.reload = True
 
 

@@ -129,6 +129,8 @@ class LoginHandler(RequestHandler):
         message = ""
         if self.get_argument("logged_out", None):
             message = '<p class="info">You are logged out.</p>'
+        elif self.get_argument("expired", None):  # sent here by a page whose login ran out
+            message = '<p class="info" id="login-expired">Your session expired: log in again.</p>'
         self._render(message, "", self.get_argument("next", DEFAULT_NEXT))
 
     async def post(self) -> None:
