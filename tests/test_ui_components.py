@@ -9,6 +9,7 @@ Panel widgets the browser changes.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.request
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import holoviews as hv
+import jsonschema
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -36,6 +38,7 @@ from zvpanel.ui.session import is_admin
 from zvpanel.ui.streaming_image import StreamingImage
 from zvpanel.web.auth import SESSION_COOKIE, issue_token, verify_token
 from zvpanel.web.auth_module import _safe_next, cookie_claims
+from zvpanel.web.feed import load_schema
 
 
 @pytest.fixture
@@ -722,9 +725,21 @@ def test_mjpeg_stream_auth_sharing_and_slow_clients(app, video_path):
         conn.request("GET", f"/stream/{camera.id}.mjpg")
         assert conn.getresponse().status == 401
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        ghost = issue_token(app.settings, "ghost")  # a user that does not exist (any more)
+        conn.request(
+            "GET", f"/stream/{camera.id}.mjpg", headers={"Authorization": f"Bearer {ghost}"}
+        )
+        response = conn.getresponse()
+        assert (
+            response.status == 401 and "no longer exists" in json.loads(response.read())["message"]
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         conn.request("GET", "/stream/999.mjpg", headers={"Cookie": f"{SESSION_COOKIE}={token}"})
         response = conn.getresponse()
-        assert response.status == 404 and "999" in response.reason
+        assert response.status == 404
+        error = json.loads(response.read())
+        jsonschema.validate(error, load_schema("http_error"))
+        assert error["error"] == "not_found" and "999" in error["message"]
         deleted = app.db.create_camera(camera.store_id, "Old door", str(video_path))
         app.db.delete_camera(deleted.id)
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)

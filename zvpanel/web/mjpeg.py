@@ -22,12 +22,13 @@ from collections.abc import Callable
 from typing import Any
 
 from tornado.iostream import StreamClosedError
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import RequestHandler
 
 from ..engine.result import FrameResult
 from ..errors import NotFoundError
 from .camera_stream import StreamRegistry
 from .jpeg import DEFAULT_QUALITY, FrameEncoder, FrameVariant, render, shared_encoder
+from .token_handler import JsonErrorMixin
 
 __all__ = ["BOUNDARY", "MjpegHandler", "STREAM_VARIANT", "mjpeg_part", "mjpeg_route"]
 
@@ -36,7 +37,7 @@ BOUNDARY = "zvpanelframe"
 STREAM_VARIANT = FrameVariant("annotated", None, DEFAULT_QUALITY)
 
 
-class MjpegHandler(RequestHandler):
+class MjpegHandler(JsonErrorMixin, RequestHandler):
     """Serves one camera's annotated frames to one client while the client stays connected."""
 
     def initialize(self, app_provider: Callable[[], Any], streams: StreamRegistry) -> None:
@@ -57,14 +58,21 @@ class MjpegHandler(RequestHandler):
         app = self._app_provider()
         claims = request_claims(self, app.settings)
         if claims is None:
-            raise HTTPError(401, reason="log in first: no valid session cookie or token")
+            self.send_json_error(401, "unauthorized", "log in first: no valid session or token")
+            return
+        try:
+            app.db.get_user(claims.username)  # a token outlives a deleted user; streams must not
+        except NotFoundError:
+            self.send_json_error(401, "unauthorized", "the token's user no longer exists")
+            return
         cam_id = int(camera_id)
         try:
             camera = app.db.get_camera(cam_id)
         except (NotFoundError, OverflowError):  # OverflowError: beyond SQLite's integers
             camera = None
         if camera is None or camera.archived:  # as the feed: deleted cameras are not shown
-            raise HTTPError(404, reason=f"camera {cam_id} does not exist")
+            self.send_json_error(404, "not_found", f"camera {cam_id} does not exist")
+            return
 
         self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
