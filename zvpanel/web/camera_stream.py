@@ -27,14 +27,16 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from tornado.ioloop import IOLoop
 
 from ..engine.hub import ResultHub, Subscription
 from ..engine.result import FrameResult
+from ..errors import NotFoundError
 from .jpeg import FrameEncoder, shared_encoder
 
-__all__ = ["StreamFrame", "Renderer", "CameraStream", "StreamRegistry"]
+__all__ = ["StreamFrame", "Renderer", "CameraStream", "StreamRegistry", "streamed_camera"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,22 @@ Renderer = Callable[[FrameResult], bytes]
 class StreamFrame:
     seq: int  # 1, 2, 3 ... per camera stream; gaps seen by a viewer are frames it skipped
     payload: bytes  # what every viewer writes, as it is
+
+
+def streamed_camera(db: Any, camera_id: str) -> Any | None:
+    """The camera a stream URL names (its id as text), or None if there is none to show.
+
+    Deleted (archived) cameras are not shown, as on the feed. Only ASCII digits name a
+    camera (``"²".isdigit()`` is true but ``int()`` refuses it), and an id beyond SQLite's
+    64-bit integers, which makes the query raise OverflowError, names none either.
+    """
+    if not (camera_id.isascii() and camera_id.isdigit()):
+        return None
+    try:
+        camera = db.get_camera(int(camera_id))
+    except (NotFoundError, OverflowError):
+        return None
+    return None if camera.archived else camera
 
 
 class CameraStream:

@@ -26,7 +26,7 @@ from tornado.web import RequestHandler
 
 from ..engine.result import FrameResult
 from ..errors import NotFoundError
-from .camera_stream import StreamRegistry
+from .camera_stream import StreamRegistry, streamed_camera
 from .jpeg import DEFAULT_QUALITY, FrameEncoder, FrameVariant, render, shared_encoder
 from .token_handler import JsonErrorMixin
 
@@ -65,20 +65,16 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         except NotFoundError:
             self.send_json_error(401, "unauthorized", "the token's user no longer exists")
             return
-        cam_id = int(camera_id)
-        try:
-            camera = app.db.get_camera(cam_id)
-        except (NotFoundError, OverflowError):  # OverflowError: beyond SQLite's integers
-            camera = None
-        if camera is None or camera.archived:  # as the feed: deleted cameras are not shown
-            self.send_json_error(404, "not_found", f"camera {cam_id} does not exist")
+        camera = streamed_camera(app.db, camera_id)
+        if camera is None:
+            self.send_json_error(404, "not_found", f"camera {camera_id} does not exist")
             return
 
         self.set_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
         self.set_header("Pragma", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not buffer the stream
-        stream = self._streams.acquire(cam_id)
+        stream = self._streams.acquire(camera.id)
         try:
             await self.flush()  # the headers now: the viewer knows the stream is on its way
             # Ends when the token expires, or (cancelled) when the viewer goes away.

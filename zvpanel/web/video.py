@@ -29,8 +29,7 @@ from tornado.websocket import WebSocketClosedError
 from ..annotate import entry_arrow
 from ..calibration import Calibration
 from ..engine.result import FrameResult
-from ..errors import NotFoundError
-from .camera_stream import CameraStream, StreamRegistry
+from .camera_stream import CameraStream, StreamRegistry, streamed_camera
 from .feed import PIXEL_DECIMALS, error_message
 from .jpeg import DEFAULT_QUALITY, FrameEncoder, encode_jpeg, shared_encoder
 from .ws_handlers import AuthenticatedSocket, FeedRequestError
@@ -169,19 +168,13 @@ class VideoHandler(AuthenticatedSocket):
         self._sender: asyncio.Future | None = None
 
     def open(self, camera_id: str) -> None:
-        # isdigit() alone also accepts "²", which int() refuses; and an id beyond SQLite's
-        # 64-bit integers makes the query raise OverflowError: both name no camera.
-        cam_id = int(camera_id) if camera_id.isascii() and camera_id.isdigit() else None
-        try:
-            camera = None if cam_id is None else self.app.db.get_camera(cam_id)
-        except (NotFoundError, OverflowError):
-            camera = None
-        if camera is None or camera.archived:  # as the feed: deleted cameras are not shown
+        camera = streamed_camera(self.app.db, camera_id)
+        if camera is None:
             self.refuse(FeedRequestError("unknown_camera", f"unknown camera {camera_id[:40]!r}"))
             return
         self.set_nodelay(True)
         self.close_at_expiry()
-        self._stream = self._streams.acquire(cam_id)
+        self._stream = self._streams.acquire(camera.id)
         self._sender = asyncio.ensure_future(self._send_frames(self._stream))
 
     async def _send_frames(self, stream: CameraStream) -> None:
