@@ -67,6 +67,7 @@ class Feed:
     registry: FeedRegistry
     camera_id: int
     results: list[FrameResult]
+    routes: list[tuple]
 
     def url(self, path: str, **query) -> str:
         return f"{self.server.ws_url}{path}" + (f"?{urlencode(query)}" if query else "")
@@ -113,6 +114,7 @@ def feed(settings, pipeline_results):
             registry,
             camera.id,
             make_results(pipeline_results, calibration, camera.id),
+            routes,
         )
     encoder.shutdown()
     app.stop_database()

@@ -1,9 +1,11 @@
 """The newest result of every camera, handed to whoever listens, without ever waiting.
 
 The engine's camera threads call :meth:`ResultHub.publish`. Listeners (WebSocket
-handlers, dashboard sessions) are called on that thread and must return at once: the
-usual listener keeps a one-slot "newest" buffer and wakes its own event loop with
-``IOLoop.add_callback``. Nobody waits on a slow viewer.
+handlers, dashboard sessions) are called on that thread and must not wait on anything:
+the usual listener keeps a one-slot "newest" buffer and wakes its own event loop with
+``IOLoop.add_callback``. Nobody waits on a slow viewer. The one exception to "return at
+once" is a video stream (``zvpanel.web.camera_stream``), which encodes the frame right
+there, once for all its viewers, while someone watches (a millisecond or two per frame).
 """
 
 from __future__ import annotations

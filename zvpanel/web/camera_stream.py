@@ -1,52 +1,57 @@
-"""One camera's live frames, encoded once and shared by everyone watching it.
+"""One camera's live frames, rendered once and written to everyone watching it.
 
 The path of one frame to its viewers::
 
-    engine thread   hub.publish(result) -> CameraStream._on_result
-    encoder pool    render(result) -> bytes: JPEG-encode, add the route's framing
-    IOLoop          CameraStream._publish: newest frame, viewers woken
-    IOLoop          each viewer's handler writes ``frame.payload`` as it is
+    camera thread   hub.publish(result) -> CameraStream._on_result
+                    render(result) -> bytes: JPEG-encode, add the route's framing
+                    IOLoop.add_callback(_publish)
+    IOLoop          CameraStream._publish: the newest frame, offered to each viewer
+    IOLoop          each idle viewer writes the bytes as they are (one socket write)
 
 Cost model: a :class:`CameraStream` exists while its camera has viewers (nothing is
-encoded while nobody watches); each frame is rendered ONCE, in the encoder's thread
-pool, whatever the number of viewers, so the IOLoop only hands ready bytes to the
-sockets. What a payload is depends on the route: an MJPEG part (:mod:`.mjpeg`) or a
-whole WebSocket frame of header + JPEG (:mod:`.video`).
+rendered while nobody watches). Each frame is rendered ONCE, whatever the number of
+viewers, on the camera's own engine thread, right after the frame was detected, while
+its pixels are still in the CPU's caches, and with no hand-over to another thread: the
+camera's next detection waits the few milliseconds of one encoding, and only while
+someone watches. The IOLoop only hands ready bytes to the sockets, one wake-up per frame.
 
-Backpressure: at most one frame per camera is being encoded; a result arriving
-meanwhile waits in a one-slot buffer (a newer one replaces it). Each viewer sends the
-newest frame, waits until its socket has taken it, then takes whatever is newest at that
-moment: a slow viewer gets a lower frame rate, never a queue.
+Backpressure: a viewer writes a frame, and until its socket has taken it, it writes
+nothing else; then it writes whatever is newest at that moment. A slow viewer gets a
+lower frame rate, never a queue, and never delays the others.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
 
 from ..engine.hub import ResultHub, Subscription
 from ..engine.result import FrameResult
 from ..errors import NotFoundError
-from .jpeg import FrameEncoder, shared_encoder
 
-__all__ = ["StreamFrame", "Renderer", "CameraStream", "StreamRegistry", "streamed_camera"]
+__all__ = ["StreamFrame", "Renderer", "Writer", "Viewer", "CameraStream", "StreamRegistry"]
+__all__ += ["streamed_camera"]
 
 log = logging.getLogger(__name__)
 
-#: Makes the bytes every viewer sends for one frame (runs in the encoder's pool).
+#: Makes the bytes every viewer writes for one frame (runs on the camera's thread).
 Renderer = Callable[[FrameResult], bytes]
+#: Writes one frame's bytes to one viewer; the future resolves once its socket took them.
+#: Raises (or fails the future) once the viewer is gone.
+Writer = Callable[[bytes], Any]
 
 
 @dataclass(frozen=True)
 class StreamFrame:
-    seq: int  # 1, 2, 3 ... per camera stream; gaps seen by a viewer are frames it skipped
+    seq: int  # increasing per camera stream; gaps seen by a viewer are frames it skipped
     payload: bytes  # what every viewer writes, as it is
 
 
@@ -66,11 +71,53 @@ def streamed_camera(db: Any, camera_id: str) -> Any | None:
     return None if camera.archived else camera
 
 
-class CameraStream:
-    """The newest packed frame of one camera, shared by all of its viewers.
+class Viewer:
+    """One viewer of a :class:`CameraStream`: writes its newest frame whenever the
+    viewer's socket has taken the previous one (IOLoop only)."""
 
-    Lives on the server's IOLoop; :meth:`_on_result` runs on the engine's thread and
-    :meth:`_rendered` on the encoder's.
+    def __init__(self, stream: CameraStream, write: Writer) -> None:
+        self.stream = stream
+        self._write = write
+        self._sent = 0  # seq of the newest frame written
+        self._writing = False
+        self.stopped = False  # the viewer is gone: writing failed
+
+    def offer(self) -> None:
+        """Write the stream's newest frame, unless this viewer has it or is still writing."""
+        frame = self.stream.latest
+        if self._writing or self.stopped or frame is None or frame.seq <= self._sent:
+            return
+        self._sent = frame.seq
+        try:
+            written = self._write(frame.payload)
+        except (StreamClosedError, WebSocketClosedError):  # gone: its handler releases it
+            self.stopped = True
+            return
+        except Exception:  # a bug: this viewer stops, the others go on
+            log.exception("camera %s: writing to a viewer failed", self.stream.camera_id)
+            self.stopped = True
+            return
+        if written.done():  # the socket took it at once (the usual case)
+            self._check(written)
+        else:
+            self._writing = True
+            written.add_done_callback(self._written)
+
+    def _written(self, written) -> None:
+        self._writing = False
+        if self._check(written):
+            self.offer()  # whatever is newest now
+
+    def _check(self, written) -> bool:
+        if written.cancelled() or written.exception() is not None:
+            self.stopped = True
+        return not self.stopped
+
+
+class CameraStream:
+    """The newest rendered frame of one camera, offered to all of its viewers.
+
+    Lives on the server's IOLoop; :meth:`_on_result` runs on the camera's engine thread.
     """
 
     def __init__(
@@ -78,141 +125,115 @@ class CameraStream:
         hub: ResultHub,
         camera_id: int,
         loop: IOLoop,
-        encoder: FrameEncoder,
         render: Renderer,
+        stats: RenderStats,
     ) -> None:
         self.hub = hub
         self.camera_id = camera_id
         self._loop = loop
-        self._encoder = encoder
         self._render = render
+        self._stats = stats
         self._lock = threading.Lock()
-        self._pending: FrameResult | None = None  # one slot: newer results replace it
-        self._encoding = False
-        self._viewers = 0
+        self._rendering_seq = 0  # seq of the newest result being rendered
+        self._viewers: list[Viewer] = []
         self._subscription: Subscription | None = None
-        self._changed = asyncio.Event()
-        self._seq = 0
         self.latest: StreamFrame | None = None
 
     # ------------------------------------------------------------------ viewers
     @property
     def viewers(self) -> int:
-        return self._viewers
+        return len(self._viewers)
 
-    def acquire(self) -> None:
-        self._viewers += 1
+    def watch(self, write: Writer) -> Viewer:
+        """A new viewer, written to with ``write`` from now on, starting with the newest frame."""
+        viewer = Viewer(self, write)
+        self._viewers.append(viewer)
         if self._subscription is None:
             self._subscription = self.hub.subscribe(
                 self._on_result, [self.camera_id], wants_frames=True
             )
             newest = self.hub.latest(self.camera_id)
             if newest is not None:  # shown at once, even if the camera has stalled since
-                self._on_result(newest)
+                # Rendered off the IOLoop; a result the camera publishes meanwhile wins.
+                self._loop.run_in_executor(None, self._on_result, newest)
+        else:
+            viewer.offer()
+        return viewer
 
-    def release(self) -> None:
-        self._viewers -= 1
-        if self._viewers <= 0 and self._subscription is not None:
+    def unwatch(self, viewer: Viewer) -> None:
+        self._viewers.remove(viewer)
+        viewer.stopped = True
+        if not self._viewers and self._subscription is not None:
             self._subscription.close()
             self._subscription = None
-            with self._lock:
-                self._pending = None
             self.latest = None  # the next first viewer starts from the hub's newest result
 
-    # ------------------------------------------------------------------ engine thread
+    # ------------------------------------------------------------------ camera thread
     def _on_result(self, result: FrameResult) -> None:
-        """Start encoding ``result``, or keep it as the next one if an encoding runs."""
+        """Render ``result`` on this thread and hand it to the IOLoop."""
+        start = time.thread_time()
         with self._lock:
-            if self._encoding:
-                self._pending = result
-                return
-            self._encoding = True
-        self._submit(result)
-
-    def _submit(self, result: FrameResult) -> None:
-        future = self._encoder.run(self._render, result)
-        future.add_done_callback(lambda done: self._rendered(result, done))
-
-    # ------------------------------------------------------------------ encoder thread
-    def _rendered(self, result: FrameResult, future: Future[bytes]) -> None:
-        """Hand the frame to the IOLoop; then render the pending result, if any."""
+            self._rendering_seq += 1
+            seq = self._rendering_seq
         try:
-            payload = future.result()
+            payload = self._render(result)
         except Exception:  # a bad frame must not stop the stream
-            log.exception("camera %s: encoding a stream frame failed", self.camera_id)
+            log.exception("camera %s: rendering a stream frame failed", self.camera_id)
         else:
-            self._loop.add_callback(self._publish, payload)
-        with self._lock:
-            result, self._pending = self._pending, None
-            if result is None:
-                self._encoding = False
-                return
-        self._submit(result)
+            self._loop.add_callback(self._publish, StreamFrame(seq, payload))
+        self._stats.add(time.thread_time() - start)
 
     # ------------------------------------------------------------------ IOLoop
-    def _publish(self, payload: bytes) -> None:
+    def _publish(self, frame: StreamFrame) -> None:
         if self._subscription is None:  # nobody watches any more: drop it
             return
-        self._seq += 1
-        self.latest = StreamFrame(self._seq, payload)
-        self._changed.set()  # wakes every waiting viewer ...
-        self._changed.clear()  # ... and the next wait waits for the next frame
+        if self.latest is not None and frame.seq <= self.latest.seq:
+            return  # an older result finished rendering after a newer one
+        self.latest = frame
+        for viewer in self._viewers:
+            viewer.offer()
 
-    async def next_frame(self, after_seq: int) -> StreamFrame:
-        """The newest frame newer than ``after_seq``, as soon as there is one.
 
-        Waits without a timeout: a viewer that leaves cancels its sending task.
-        """
-        while True:
-            latest = self.latest
-            if latest is not None and latest.seq > after_seq:
-                return latest
-            await self._changed.wait()
+class RenderStats:
+    """Frames rendered by a route's streams and the CPU time they took (for tests and
+    benchmarks: rendering runs on the cameras' threads, whose CPU is mostly detection)."""
 
-    async def send_to(self, send: Callable[[bytes], Awaitable[None]]) -> None:
-        """Send every newest frame with ``send``, awaiting each (until cancelled or the
-        connection fails): a slow viewer gets fewer frames, never a queue."""
-        seq = 0
-        while True:
-            frame = await self.next_frame(seq)
-            seq = frame.seq
-            await send(frame.payload)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rendered = 0
+        self.cpu_s = 0.0
+
+    def add(self, cpu_s: float) -> None:
+        with self._lock:
+            self.rendered += 1
+            self.cpu_s += cpu_s
 
 
 class StreamRegistry:
     """The :class:`CameraStream` of each watched camera, for one route on its IOLoop.
 
-    Every stream of a registry makes its frames with ``render``. The hub and encoder are
-    looked up when a camera's first viewer arrives: the routes are built
-    before the ``--setup`` script has started the App.
+    Every stream of a registry makes its frames with ``render``. The hub is looked up
+    when a camera's first viewer arrives: the routes are built before the ``--setup``
+    script has started the App.
     """
 
-    def __init__(
-        self,
-        hub_provider: Callable[[], ResultHub],
-        render: Renderer,
-        encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
-    ) -> None:
+    def __init__(self, hub_provider: Callable[[], ResultHub], render: Renderer) -> None:
         self._hub_provider = hub_provider
-        self._encoder_provider = encoder_provider
         self._render = render
         self._streams: dict[int, CameraStream] = {}
+        self.stats = RenderStats()
 
-    def acquire(self, camera_id: int) -> CameraStream:
+    def watch(self, camera_id: int, write: Writer) -> Viewer:
+        """Start writing ``camera_id``'s frames with ``write``; :meth:`unwatch` stops."""
         stream = self._streams.get(camera_id)
         if stream is None:
-            stream = CameraStream(
-                self._hub_provider(),
-                camera_id,
-                IOLoop.current(),
-                self._encoder_provider(),
-                self._render,
-            )
+            hub = self._hub_provider()
+            stream = CameraStream(hub, camera_id, IOLoop.current(), self._render, self.stats)
             self._streams[camera_id] = stream
-        stream.acquire()
-        return stream
+        return stream.watch(write)
 
-    def release(self, stream: CameraStream) -> None:
-        stream.release()
-        if stream.viewers <= 0:
+    def unwatch(self, viewer: Viewer) -> None:
+        stream = viewer.stream
+        stream.unwatch(viewer)
+        if not stream.viewers:
             self._streams.pop(stream.camera_id, None)

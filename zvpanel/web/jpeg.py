@@ -4,17 +4,17 @@
 about to send, so nothing is encoded while no client wants frames and a slow client never
 causes the frames it skipped to be encoded; all clients that want the same variant of the
 same frame share one encoding (one :class:`concurrent.futures.Future`). The video streams
-(:mod:`.camera_stream`) run their own once-per-frame encoding with :meth:`FrameEncoder.run`.
+(:mod:`.camera_stream`) encode with :func:`encode_jpeg` and :func:`render` on the camera's
+thread instead.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 FrameKind = Literal["annotated", "raw"]
-T = TypeVar("T")
 #: JPEG quality when a client does not ask for one.
 DEFAULT_QUALITY = 80
 #: Bounds of ``?max_height=`` (pixels); frames are only ever scaled down.
@@ -126,12 +125,6 @@ class FrameEncoder:
             while len(kept) > FRAMES_KEPT:
                 kept.popitem(last=False)
             return future
-
-    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run another encoding (``fn(*args)``, e.g. one with its framing) on these threads."""
-        with self._lock:
-            self.encoded += 1
-        return self._pool.submit(fn, *args)
 
     def forget(self, camera_id: int) -> None:
         """Drop the frames kept for a camera (its last client left)."""

@@ -27,7 +27,7 @@ from tornado.web import RequestHandler
 from ..engine.result import FrameResult
 from ..errors import NotFoundError
 from .camera_stream import StreamRegistry, streamed_camera
-from .jpeg import DEFAULT_QUALITY, FrameEncoder, FrameVariant, render, shared_encoder
+from .jpeg import DEFAULT_QUALITY, FrameVariant, render
 from .token_handler import JsonErrorMixin
 
 __all__ = ["BOUNDARY", "MjpegHandler", "STREAM_VARIANT", "mjpeg_part", "mjpeg_route"]
@@ -44,13 +44,10 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         # The App arrives lazily: routes are imported before --setup has built it.
         self._app_provider = app_provider
         self._streams = streams
-        self._sender: asyncio.Future | None = None
-        self._gone = False  # the viewer closed the connection
+        self._gone = asyncio.Event()  # the viewer closed the connection
 
     def on_connection_close(self) -> None:
-        self._gone = True
-        if self._sender is not None:
-            self._sender.cancel()
+        self._gone.set()
 
     async def get(self, camera_id: str) -> None:
         from .auth_module import request_claims
@@ -74,23 +71,24 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         self.set_header("Cache-Control", "no-store, no-cache, must-revalidate")
         self.set_header("Pragma", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # proxies must not buffer the stream
-        stream = self._streams.acquire(camera.id)
         try:
             await self.flush()  # the headers now: the viewer knows the stream is on its way
-            # Ends when the token expires, or (cancelled) when the viewer goes away.
+        except StreamClosedError:
+            return  # the viewer went away already
+        viewer = self._streams.watch(camera.id, self._send_part)
+        try:
+            # Ends when the token expires, or when the viewer goes away.
             expires_in = claims.expires_at.timestamp() - time.time()
-            self._sender = asyncio.ensure_future(stream.send_to(self._send_part))
-            if self._gone:  # it left before there was a sender to cancel: don't wait for
-                self._sender.cancel()  # a frame (maybe never) or the expiry to notice
-            await asyncio.wait_for(self._sender, max(0.0, expires_in))
-        except (StreamClosedError, asyncio.CancelledError, asyncio.TimeoutError):
-            pass  # the viewer went away or its token expired: a normal end
+            await asyncio.wait_for(self._gone.wait(), max(0.0, expires_in))
+        except asyncio.TimeoutError:
+            pass  # its token expired: a normal end
         finally:
-            self._streams.release(stream)
+            self._streams.unwatch(viewer)
 
-    async def _send_part(self, part: bytes) -> None:
+    def _send_part(self, part: bytes) -> asyncio.Future[None]:
+        """Write one part; the future resolves once the socket took it."""
         self.write(part)
-        await self.flush()  # until the socket took it
+        return self.flush()
 
 
 def mjpeg_part(result: FrameResult) -> bytes:
@@ -107,12 +105,9 @@ def mjpeg_part(result: FrameResult) -> bytes:
     return head.encode("ascii") + encoded.jpeg + b"\r\n"
 
 
-def mjpeg_route(
-    app_provider: Callable[[], Any],
-    encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
-) -> tuple[str, type, dict[str, Any]]:
+def mjpeg_route(app_provider: Callable[[], Any]) -> tuple[str, type, dict[str, Any]]:
     """The ``/stream/{camera_id}.mjpg`` route tuple (``zvpanel.web.routes`` mounts it)."""
-    streams = StreamRegistry(lambda: app_provider().hub, mjpeg_part, encoder_provider)
+    streams = StreamRegistry(lambda: app_provider().hub, mjpeg_part)
     return (
         r"/stream/(\d+)\.mjpg",
         MjpegHandler,

@@ -70,9 +70,9 @@ def build_routes(
             {"path": str(STATIC_DIR), "default_filename": "live.html"},
         ),
         # The dashboards' live video (zvpanel.ui.streaming_image reads it).
-        video_route(app_provider, encoder_provider),
+        video_route(app_provider),
         # The annotated video as MJPEG, for an <img> on another application's page.
-        mjpeg_route(app_provider, encoder_provider),
+        mjpeg_route(app_provider),
     ]
 
 

@@ -23,15 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from ..annotate import entry_arrow
 from ..calibration import Calibration
 from ..engine.result import FrameResult
-from .camera_stream import CameraStream, StreamRegistry, streamed_camera
+from .camera_stream import StreamRegistry, Viewer, streamed_camera
 from .feed import PIXEL_DECIMALS, error_message
-from .jpeg import DEFAULT_QUALITY, FrameEncoder, encode_jpeg, shared_encoder
+from .jpeg import DEFAULT_QUALITY, encode_jpeg
 from .ws_handlers import AuthenticatedSocket, FeedRequestError
 
 __all__ = [
@@ -138,7 +137,7 @@ def video_frame(result: FrameResult) -> bytes:
     """One ``/ws/video`` message, as the complete WebSocket frame every viewer writes.
 
     The message: header length (4 bytes, big-endian), header JSON, JPEG of the raw frame.
-    Framed here, once per frame in the encoder's pool, so that sending it to a viewer is
+    Framed here, once per frame on the camera's thread, so that sending it to a viewer is
     one socket write (Tornado's ``write_message`` would copy the JPEG into a new frame for
     every viewer); the JPEG bytes are copied once, into this frame.
     """
@@ -164,8 +163,7 @@ class VideoHandler(AuthenticatedSocket):
     def initialize(self, app_provider: Callable[[], Any], streams: StreamRegistry) -> None:
         super().initialize(app_provider)
         self._streams = streams
-        self._stream: CameraStream | None = None
-        self._sender: asyncio.Future | None = None
+        self._viewer: Viewer | None = None
 
     def open(self, camera_id: str) -> None:
         camera = streamed_camera(self.app.db, camera_id)
@@ -174,12 +172,7 @@ class VideoHandler(AuthenticatedSocket):
             return
         self.set_nodelay(True)
         self.close_at_expiry()
-        self._stream = self._streams.acquire(camera.id)
-        self._sender = asyncio.ensure_future(self._send_frames(self._stream))
-
-    async def _send_frames(self, stream: CameraStream) -> None:
-        with contextlib.suppress(WebSocketClosedError, StreamClosedError):  # viewer gone
-            await stream.send_to(self._write_frame)
+        self._viewer = self._streams.watch(camera.id, self._write_frame)
 
     def _write_frame(self, frame: bytes) -> asyncio.Future[None]:
         """Write a ready WebSocket frame (see :func:`video_frame`); resolves once the
@@ -196,18 +189,12 @@ class VideoHandler(AuthenticatedSocket):
 
     def on_close(self) -> None:
         super().on_close()
-        if self._sender is not None:
-            self._sender.cancel()
-            self._sender = None
-        if self._stream is not None:
-            self._streams.release(self._stream)
-            self._stream = None
+        if self._viewer is not None:
+            self._streams.unwatch(self._viewer)
+            self._viewer = None
 
 
-def video_route(
-    app_provider: Callable[[], Any],
-    encoder_provider: Callable[[], FrameEncoder] = shared_encoder,
-) -> tuple[str, type, dict[str, Any]]:
+def video_route(app_provider: Callable[[], Any]) -> tuple[str, type, dict[str, Any]]:
     """The ``/ws/video/{camera_id}`` route tuple (``zvpanel.web.routes`` mounts it)."""
-    streams = StreamRegistry(lambda: app_provider().hub, video_frame, encoder_provider)
+    streams = StreamRegistry(lambda: app_provider().hub, video_frame)
     return (r"/ws/video/([^/]+)", VideoHandler, {"app_provider": app_provider, "streams": streams})
