@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Makes the bytes every viewer writes for one frame (runs on the camera's thread).
 Renderer = Callable[[FrameResult], bytes]
-#: Writes one frame's bytes to one viewer; the future resolves once its socket took them.
-#: Raises (or fails the future) once the viewer is gone.
+#: Writes one frame's bytes to one viewer: None if its socket took them at once, else a
+#: future that resolves once it has. Raises (or fails the future) once the viewer is gone.
 Writer = Callable[[bytes], Any]
 
 
@@ -97,7 +97,9 @@ class Viewer:
             log.exception("camera %s: writing to a viewer failed", self.stream.camera_id)
             self.stopped = True
             return
-        if written.done():  # the socket took it at once (the usual case)
+        if written is None:  # the socket took it at once (the usual case)
+            return
+        if written.done():
             self._check(written)
         else:
             self._writing = True

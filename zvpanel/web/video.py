@@ -174,13 +174,28 @@ class VideoHandler(AuthenticatedSocket):
         self.close_at_expiry()
         self._viewer = self._streams.watch(camera.id, self._write_frame)
 
-    def _write_frame(self, frame: bytes) -> asyncio.Future[None]:
-        """Write a ready WebSocket frame (see :func:`video_frame`); resolves once the
-        socket has taken it."""
+    def _write_frame(self, frame: bytes) -> asyncio.Future[None] | None:
+        """Write a ready WebSocket frame (see :func:`video_frame`): None if the socket took
+        it at once, else a future that resolves once it has.
+
+        The usual case, a socket with nothing pending, is one ``send`` with no Tornado
+        future or extra IOLoop turn: ``write_to_fd`` is the call IOStream itself makes
+        (plain or TLS), safe here because IOStream writes only on this IOLoop and has
+        nothing buffered. A partial write leaves the rest to ``IOStream.write``.
+        """
         connection = self.ws_connection
         if connection is None or connection.is_closing() or connection.stream is None:
             raise WebSocketClosedError()
-        return connection.stream.write(frame)
+        stream = connection.stream
+        if not stream.writing():
+            try:
+                sent = stream.write_to_fd(frame)
+            except OSError:  # full (BlockingIOError) or failed: IOStream.write handles both
+                sent = 0
+            if sent == len(frame):
+                return None
+            frame = memoryview(frame)[sent:]
+        return stream.write(frame)
 
     def on_message(self, message: str | bytes) -> None:
         reply = error_message("bad_message", "/ws/video takes no messages; it only sends frames")
