@@ -58,10 +58,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from zvpanel.web.jpeg import DEFAULT_QUALITY, encode_jpeg
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT.parent / "shared" / "models" / "yolov8n_int8_openvino_model"
-#: JPEG quality of both streams (zvpanel.web.jpeg.DEFAULT_QUALITY).
-JPEG_QUALITY = 80
+#: JPEG quality of both streams.
+JPEG_QUALITY = DEFAULT_QUALITY
 ENCODE_SAMPLES = 100
 CAMERA_ID = 1  # the demo camera
 
@@ -95,13 +97,9 @@ def free_port() -> int:
 
 
 # ---------------------------------------------------------------------- server process
-def thread_cpu_s(prefix: str) -> float:
-    """CPU seconds of this process's threads whose name starts with ``prefix``."""
-    return sum(
-        time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-        for thread in threading.enumerate()
-        if thread.name.startswith(prefix)
-    )
+def ioloop_cpu_s() -> float:
+    """CPU seconds of the IOLoop's thread (the main thread of the server process)."""
+    return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident))
 
 
 class PacedEncode:
@@ -114,9 +112,7 @@ class PacedEncode:
 
     def __call__(self, result) -> None:
         start = time.thread_time()
-        ok, buffer = cv2.imencode(
-            ".jpg", result.frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-        )
+        buffer = encode_jpeg(result.frame.image, JPEG_QUALITY, result.camera_id)
         self.cpu_s += time.thread_time() - start
         self.size += len(buffer)
         self.count += 1
@@ -133,7 +129,7 @@ class PacedEncode:
 
 def serve(db_path: str, model: str, port: int) -> None:
     """Child process: the App and the video routes on this thread's IOLoop, plus /_stats
-    (CPU of the streaming threads) and /_baseline (:func:`paced_encode`)."""
+    (CPU spent streaming) and /_baseline (:class:`PacedEncode`)."""
     from tornado.ioloop import IOLoop
     from tornado.web import Application, RequestHandler
 
@@ -150,7 +146,7 @@ def serve(db_path: str, model: str, port: int) -> None:
         def get(self) -> None:
             self.write(
                 {
-                    "ioloop_cpu_s": thread_cpu_s("MainThread"),
+                    "ioloop_cpu_s": ioloop_cpu_s(),
                     "render_cpu_s": sum(s.cpu_s for s in stats),
                     "rendered": sum(s.rendered for s in stats),
                 }
@@ -303,7 +299,7 @@ def tight_loop_encode_ms(video: Path) -> float:
     cap.release()
     start = time.thread_time()
     for image in frames:
-        cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        encode_jpeg(image, JPEG_QUALITY, CAMERA_ID)
     return (time.thread_time() - start) * 1000 / len(frames)
 
 
