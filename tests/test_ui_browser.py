@@ -1,6 +1,6 @@
 """Real-browser tests: Debian's Chromium (Playwright) against a real ``panel serve``.
 
-The server is started with the README's start command (:data:`START_ARGS`), on a free
+The server is started with the README's start command (``serving.START_ARGS``), on a free
 127.0.0.1 port, with a fresh database (demo store + camera on data/vtest.avi), the real
 model and development mode (admin/admin). Screenshots go to ``ZVPANEL_SCREENSHOT_DIR``
 (default ``artifacts/screenshots``); the folder is printed at the end of the run.
@@ -9,9 +9,6 @@ model and development mode (admin/admin). Screenshots go to ``ZVPANEL_SCREENSHOT
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,58 +16,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from serving import Server, login, panel_server
 
 from zvpanel.storage.database import Database
 
 pytestmark = [pytest.mark.ui, pytest.mark.model]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: The README's start command, minus the port (the test adds a free one).
-START_ARGS = [
-    "panel",
-    "serve",
-    "apps/live.py",
-    "apps/calibrate.py",
-    "apps/analytics.py",
-    "apps/admin.py",
-    "--setup",
-    "zvpanel/serve_setup.py",
-    "--plugins",
-    "zvpanel.web.routes",
-    "--auth-module",
-    "zvpanel/web/auth_module.py",
-    "--index",
-    "live",
-    "--num-threads",
-    "4",
-]
-#: Start-up loads the model and opens the demo camera (seconds, generous on 2 busy cores).
-SERVER_START_TIMEOUT_S = 120
 #: Waits for something the page must show (milliseconds).
 PAGE_TIMEOUT_MS = 60_000
 #: How long the analytics page may take to show an event the engine has just recorded.
 EVENT_WAIT_S = 120
 VIEWPORT = {"width": 1400, "height": 1000}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"panel serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    pytest.fail(
-        f"panel serve did not listen on {port} in {SERVER_START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -91,34 +48,10 @@ def screenshot_dir(request) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_path: str) -> Iterator[dict]:
+def server(tmp_path_factory, model_path: str) -> Iterator[Server]:
     """A real ``panel serve`` with the README's flags; yields its base URL and database."""
-    folder = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
-    env.update(
-        ZVPANEL_DB_PATH=str(folder / "zvpanel.db"),
-        ZVPANEL_MODEL=model_path,
-        ZVPANEL_DEV_MODE="1",
-    )
-    panel = Path(sys.executable).with_name("panel")
-    args = [str(panel), *START_ARGS[1:], "--port", str(port), "--address", "127.0.0.1"]
-    args += ["--allow-websocket-origin", f"127.0.0.1:{port}"]
-    log = folder / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_port(port, process, log)
-        yield {"url": f"http://127.0.0.1:{port}", "db": folder / "zvpanel.db", "log": log}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with panel_server(tmp_path_factory.mktemp("server"), model_path) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -131,21 +64,13 @@ def browser(launch_chromium):
         browser.close()
 
 
-def _login(page, url: str, username: str = "admin", password: str = "admin") -> None:
-    page.goto(f"{url}/live")
-    page.wait_for_url("**/login**")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login")
-
-
 @pytest.fixture(scope="module")
 def page(browser, server):
     """One logged-in admin tab shared by the page tests (like a person clicking through)."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
-    _login(page, server["url"])
+    login(page, server["url"])
     page.wait_for_url("**/live")
     yield page
     context.close()
@@ -174,7 +99,7 @@ def test_pages_require_login_and_wrong_password_is_refused(browser, server, scre
         assert "/login" in page.url, f"{path} was served without a login"
     response = page.request.get(server["url"] + "/stream/1.mjpg")
     assert response.status == 401  # the video stream checks the session itself
-    _login(page, server["url"], "admin", "wrong-password")
+    login(page, server["url"], "admin", "wrong-password")
     page.wait_for_selector("#login-error")
     assert "Wrong username or password" in page.inner_text("#login-error")
     page.screenshot(path=str(screenshot_dir / "01-login-wrong-password.png"))

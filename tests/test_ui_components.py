@@ -618,7 +618,7 @@ def test_viewer_sees_admin_read_only(app, viewer):
 
 def test_readme_start_command_matches_browser_tests(repo_root):
     """The README's start command has exactly the flags the browser tests start it with."""
-    from test_ui_browser import START_ARGS
+    from serving import START_ARGS
 
     readme = (repo_root / "README.md").read_text()
     flags = " ".join(START_ARGS[6:])
