@@ -88,6 +88,10 @@ class User:
     username: str
     is_admin: bool
     created_at: datetime
+    #: A disabled user cannot log in, and every token it holds is refused.
+    disabled: bool = False
+    #: Written into each token; raised by a password change, a disable or a logout.
+    token_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,14 @@ def _check_password(password: str) -> None:
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(row["id"], row["username"], bool(row["is_admin"]), parse_utc(row["created_at"]))
+    return User(
+        row["id"],
+        row["username"],
+        bool(row["is_admin"]),
+        parse_utc(row["created_at"]),
+        bool(row["disabled"]),
+        row["token_version"],
+    )
 
 
 def _store(row: sqlite3.Row) -> Store:

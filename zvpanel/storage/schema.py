@@ -107,8 +107,25 @@ _V1 = (
     """,
 )
 
+# Logins that can end, and viewers limited to some stores.
+# ``disabled``: the user can no longer log in and every token it holds is refused.
+# ``token_version`` is written into each token; a password change, a disable or a logout
+# raises it, which invalidates every token issued before.
+# ``user_stores``: the stores a viewer may see; a viewer with no row sees every store.
+_V2 = (
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))",
+    "ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE user_stores (
+        user_id  INTEGER NOT NULL REFERENCES users (id),
+        store_id INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, store_id)
+    )
+    """,
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
