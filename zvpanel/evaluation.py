@@ -9,11 +9,13 @@ cannot hide each other behind a correct total.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from .calibration import Calibration, CountingLine
 from .counting import CrossingEvent, LineCounter
@@ -30,6 +32,10 @@ __all__ = [
     "calibration_crossings",
     "evaluate",
     "DEFAULT_MATCH_WINDOW_S",
+    "LineRule",
+    "Scene",
+    "load_scenes",
+    "generated_lines",
 ]
 
 #: A counted event matches a true crossing at most this many seconds apart: the tracker
@@ -288,3 +294,107 @@ def _round(value: float | None) -> float | None:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """How :func:`generated_lines` lays segments over where ground-truth people walk."""
+
+    grid: int = 3
+    angles: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
+    length_heights: float = 2.0  # segment length in median ground-truth box heights
+    min_crossings: int = 5
+    region: tuple[float, float, float, float] | None = None  # cut the walk region to this
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One footage clip with ground truth and its counting lines (benchmarks/scenes.toml)."""
+
+    name: str
+    video: Path
+    ground_truth: Path
+    frames: int  # decoded frames 0 .. frames-1 are counted
+    lines: tuple[CountingLine, ...]
+    rule: LineRule | None = None
+
+    def all_lines(self, gt: GroundTruth, width: int, height: int) -> tuple[CountingLine, ...]:
+        """The hand-placed lines, then the generated ones (see :class:`LineRule`)."""
+        if self.rule is None:
+            return self.lines
+        return self.lines + tuple(generated_lines(gt, self.rule, width, height, self.frames))
+
+
+def load_scenes(path: str | Path, root: str | Path | None = None) -> list[Scene]:
+    """Read a scene list (TOML, ``[[scene]]`` tables); relative paths are from ``root``
+    (default: the file's parent's parent, the repository root for benchmarks/scenes.toml)."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.resolve().parent.parent
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    scenes = []
+    for i, item in enumerate(data.get("scene", [])):
+        try:
+            rule = item.get("generated")
+            scenes.append(
+                Scene(
+                    name=item["name"],
+                    video=root / item["video"],
+                    ground_truth=root / item["ground_truth"],
+                    frames=int(item["frames"]),
+                    lines=tuple(CountingLine(**line) for line in item.get("lines", [])),
+                    rule=None if rule is None else _rule(rule),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise GroundTruthError(f"{path}: scene {i + 1} is invalid: {error!r}") from None
+    return scenes
+
+
+def _rule(data: dict) -> LineRule:
+    region = data.get("region")
+    return LineRule(
+        grid=int(data.get("grid", LineRule.grid)),
+        angles=tuple(float(a) for a in data.get("angles", LineRule.angles)),
+        length_heights=float(data.get("length_heights", LineRule.length_heights)),
+        min_crossings=int(data.get("min_crossings", LineRule.min_crossings)),
+        region=None if region is None else tuple(float(v) for v in region),
+    )
+
+
+def generated_lines(
+    gt: GroundTruth, rule: LineRule, width: int, height: int, frames: int | None = None
+) -> list[CountingLine]:
+    """Segments over the ground truth's walk region in several orientations, kept when the
+    ground truth crosses each ``rule.min_crossings`` times or more. Uses only the truth."""
+    last = gt.num_frames if frames is None else min(frames, gt.num_frames)
+    boxes = [gt.at(i).xyxy for i in range(last)]
+    xyxy = np.concatenate([b for b in boxes if len(b)] or [np.zeros((0, 4))])
+    if not len(xyxy):
+        return []
+    feet = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]], axis=1)
+    if rule.region is not None:
+        x1, y1, x2, y2 = rule.region
+        inside = (feet[:, 0] >= x1) & (feet[:, 0] <= x2) & (feet[:, 1] >= y1) & (feet[:, 1] <= y2)
+        feet = feet[inside]
+    if not len(feet):
+        return []
+    (lx, ly), (hx, hy) = np.percentile(feet, 5, axis=0), np.percentile(feet, 95, axis=0)
+    half = rule.length_heights * float(np.median(xyxy[:, 3] - xyxy[:, 1])) / 2
+    kept = []
+    for row in range(rule.grid):
+        for col in range(rule.grid):
+            cx = lx + (col + 0.5) / rule.grid * (hx - lx)
+            cy = ly + (row + 0.5) / rule.grid * (hy - ly)
+            for angle in rule.angles:
+                dx, dy = half * math.cos(math.radians(angle)), -half * math.sin(math.radians(angle))
+                line = CountingLine(
+                    id=f"g{row + 1}{col + 1}-{angle:g}",
+                    x1=float(np.clip(cx - dx, 0, width)),
+                    y1=float(np.clip(cy - dy, 0, height)),
+                    x2=float(np.clip(cx + dx, 0, width)),
+                    y2=float(np.clip(cy + dy, 0, height)),
+                )
+                if len(true_crossings(gt, line, max_frames=last)) >= rule.min_crossings:
+                    kept.append(line)
+    return kept

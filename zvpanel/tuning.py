@@ -110,6 +110,7 @@ class DetectionCache:
         base_confidence: float = 0.2,
         classes: Sequence[str] = ("person",),
         roi: Sequence[float] | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         from .sources import probe_source
 
@@ -118,26 +119,85 @@ class DetectionCache:
         self.max_frames, self.classes, self.roi = max_frames, tuple(classes), roi
         self.base_confidence = float(base_confidence)
         self.fps = info.fps
+        self.width, self.height = info.width, info.height
+        #: Where runs are kept between processes (None: in memory only). Many experiments
+        #: replay one model run; a scene of 600 full-HD frames costs the model a minute.
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._runs: dict[int, _Run] = {}
 
     def run(self, imgsz: int) -> _Run:
         """The model's detections at inference size ``imgsz`` (computed on first use)."""
         if imgsz not in self._runs:
-            from .detection import YoloDetector
-            from .sources import iter_frames
-
-            detector = YoloDetector(
-                self.model, self.classes, confidence=self.base_confidence, imgsz=imgsz
-            )
-            detections, seconds = [], 0.0
-            for i, frame in enumerate(iter_frames(self.video, max_frames=self.max_frames)):
-                if i == 0:
-                    detector.detect(frame.image, self.roi)  # warm-up: not timed
-                started = time.perf_counter()
-                detections.append(detector.detect(frame.image, self.roi))
-                seconds += time.perf_counter() - started
-            self._runs[imgsz] = _Run(detections, 1000 * seconds / max(1, len(detections)))
+            self._runs[imgsz] = self._load(imgsz) or self._detect(imgsz)
         return self._runs[imgsz]
+
+    def _detect(self, imgsz: int) -> _Run:
+        from .detection import YoloDetector
+        from .sources import iter_frames
+
+        detector = YoloDetector(
+            self.model, self.classes, confidence=self.base_confidence, imgsz=imgsz
+        )
+        detections, seconds = [], 0.0
+        for i, frame in enumerate(iter_frames(self.video, max_frames=self.max_frames)):
+            if i == 0:
+                detector.detect(frame.image, self.roi)  # warm-up: not timed
+            started = time.perf_counter()
+            detections.append(detector.detect(frame.image, self.roi))
+            seconds += time.perf_counter() - started
+        run = _Run(detections, 1000 * seconds / max(1, len(detections)))
+        self._save(imgsz, run)
+        return run
+
+    def _path(self, imgsz: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        import hashlib
+
+        key = repr(
+            (
+                str(Path(self.video).resolve()),
+                str(Path(self.model).resolve()),
+                imgsz,
+                self.base_confidence,
+                self.max_frames,
+                self.classes,
+                self.roi,
+            )
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache_dir / f"{Path(self.video).stem}-{imgsz}-{digest}.npz"
+
+    def _save(self, imgsz: int, run: _Run) -> None:
+        path = self._path(imgsz)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dets = run.detections
+        np.savez_compressed(
+            path,
+            counts=np.array([len(d) for d in dets], dtype=np.int64),
+            xyxy=np.concatenate([d.xyxy for d in dets]) if dets else np.zeros((0, 4)),
+            confidence=np.concatenate([d.confidence for d in dets]) if dets else np.zeros(0),
+            class_id=np.concatenate([d.class_id for d in dets]) if dets else np.zeros(0),
+            ms_per_frame=np.array(run.ms_per_frame),
+        )
+
+    def _load(self, imgsz: int) -> _Run | None:
+        path = self._path(imgsz)
+        if path is None or not path.is_file():
+            return None
+        data = np.load(path)
+        bounds = np.concatenate([[0], np.cumsum(data["counts"])])
+        detections = [
+            Detections(
+                xyxy=data["xyxy"][a:b],
+                confidence=data["confidence"][a:b],
+                class_id=data["class_id"][a:b],
+            )
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return _Run(detections, float(data["ms_per_frame"]))
 
     def detections(
         self, confidence: float, imgsz: int, detection_fps: float
