@@ -34,7 +34,8 @@ class CountingLine(BaseModel):
     For a line drawn top to bottom, ``leftToRight`` makes walking left-to-right an entry.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are no position or rate; refusing them here covers JSON, CLI and pages.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field("line-1", min_length=1, max_length=64, description="Name, unique per camera.")
     x1: float
@@ -64,7 +65,7 @@ class CountingLine(BaseModel):
 class Calibration(BaseModel):
     """Everything the engine needs to count on one camera."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     roi: tuple[float, float, float, float] | None = Field(
         None, description="Region of interest x1, y1, x2, y2 in pixels; None = whole frame."
@@ -153,8 +154,21 @@ def parse_calibration(data: dict | str) -> Calibration:
             return Calibration.model_validate_json(data)
         return Calibration.model_validate(data)
     except ValidationError as error:
-        parts = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item["loc"]) or "calibration"
-            parts.append(f"{where}: {item['msg']}")
-        raise CalibrationError("invalid calibration: " + "; ".join(parts)) from None
+        raise CalibrationError("invalid calibration: " + _describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """Each problem as ``field: message (got value)``, innermost only: a bad line also
+    makes pydantic say the line list is too short, which would only confuse."""
+    items = error.errors()
+    locs = [item["loc"] for item in items]
+    parts = []
+    for item in items:
+        loc = item["loc"]
+        if any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
+            continue
+        where = ".".join(str(p) for p in loc) or "calibration"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict | list | tuple) else f" (got {value!r})"
+        parts.append(f"{where}: {item['msg']}{shown}")
+    return "; ".join(parts)

@@ -36,8 +36,13 @@ TrackerKind = Literal["bytetrack", "botsort"]
 class Settings(BaseSettings):
     """All of zvpanel's settings. Environment: ``ZVPANEL_<FIELD NAME IN CAPITALS>``."""
 
+    # allow_inf_nan=False: every float setting refuses NaN and infinity by name.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
     config_file: Path | None = Field(

@@ -19,7 +19,7 @@ from ..config import load_settings
 from ..errors import CalibrationError, SourceError, ZvpanelError
 from ..storage import Database, InvalidValueError, bootstrap
 from ..storage.schema import SCHEMA_VERSION
-from .lines import ANCHORS, add_line_arguments, lines_from_args
+from .lines import ANCHORS, add_line_arguments, lines_from_args, number
 
 __all__ = ["register"]
 
@@ -297,12 +297,12 @@ def _calibrate_command(sub: argparse._SubParsersAction) -> None:
     add_line_arguments(p, line_ids=True)
     roi = p.add_mutually_exclusive_group()
     roi.add_argument(
-        "--roi", nargs=4, type=float, metavar=("X1", "Y1", "X2", "Y2"), help="region of interest"
+        "--roi", nargs=4, type=number, metavar=("X1", "Y1", "X2", "Y2"), help="region of interest"
     )
     roi.add_argument("--no-roi", action="store_true", help="detect on the whole frame")
-    p.add_argument("--fps", type=float, help="detections per second")
+    p.add_argument("--fps", type=number, help="detections per second")
     p.add_argument("--anchor", choices=ANCHORS, help="point of a box that crosses the line")
-    p.add_argument("--min-distance", type=float, help="pixels past the line before it counts")
+    p.add_argument("--min-distance", type=number, help="pixels past the line before it counts")
     p.add_argument("--min-frames", type=int, help="detections past the line before it counts")
     p.add_argument(
         "--no-probe", action="store_true", help="do not open the source to check the frame size"

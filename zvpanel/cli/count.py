@@ -17,7 +17,7 @@ from ..errors import CalibrationError, SourceError
 from ..pipeline import CountingPipeline, FrameSampler, OfflineRun, PipelineOutput, run_offline
 from ..sources import Frame, SourceInfo, iter_frames, probe_source
 from ..tracking import TRACKER_KINDS
-from .lines import ANCHORS, add_line_arguments, lines_from_args
+from .lines import ANCHORS, add_line_arguments, lines_from_args, number
 
 __all__ = ["register", "build_calibration", "count_video"]
 
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", type=Path, required=True, metavar="GT.txt", help="MOTChallenge gt.txt")
     p.add_argument(
         "--window",
-        type=float,
+        type=number,
         default=None,
         metavar="FRAMES",
         help="match a counted event to a true crossing at most this many frames away "
@@ -72,21 +72,21 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--roi",
         nargs=4,
-        type=float,
+        type=number,
         metavar=("X1", "Y1", "X2", "Y2"),
         help="detect only inside this box (pixels); the lines must lie inside it",
     )
     p.add_argument("--model", help="YOLO weights (overrides ZVPANEL_MODEL)")
     p.add_argument(
         "--fps",
-        type=float,
+        type=number,
         help="detections per second of video (default: the calibration default; "
         "at or above the file's rate every frame is processed)",
     )
     p.add_argument("--tracker", choices=TRACKER_KINDS, help="overrides ZVPANEL_TRACKER")
-    p.add_argument("--confidence", type=float, help="overrides ZVPANEL_CONFIDENCE")
+    p.add_argument("--confidence", type=number, help="overrides ZVPANEL_CONFIDENCE")
     p.add_argument("--anchor", choices=ANCHORS)
-    p.add_argument("--min-distance", type=float, help="hysteresis: pixels past the line")
+    p.add_argument("--min-distance", type=number, help="hysteresis: pixels past the line")
     p.add_argument("--min-frames", type=int, help="hysteresis: detections past the line")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N decoded frames")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -8,18 +8,27 @@ from typing import Any, get_args
 from ..calibration import Orientation
 from ..errors import CalibrationError
 from ..geometry import Anchor
+from ..numbers import finite_float
 
-__all__ = ["ORIENTATIONS", "ANCHORS", "add_line_arguments", "lines_from_args"]
+__all__ = ["ORIENTATIONS", "ANCHORS", "add_line_arguments", "lines_from_args", "number"]
 
 ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
 ANCHORS: tuple[str, ...] = get_args(Anchor)
+
+
+def number(text: str) -> float:
+    """argparse ``type=`` of every float option: NaN and infinity are usage errors."""
+    try:
+        return finite_float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_line_arguments(p: argparse.ArgumentParser, *, line_ids: bool = False) -> None:
     p.add_argument(
         "--line",
         nargs=4,
-        type=float,
+        type=number,
         action="append",
         metavar=("X1", "Y1", "X2", "Y2"),
         help="a counting line in pixels (repeat for several lines: line-1, line-2, ...)",

@@ -674,6 +674,9 @@ class Database:
             raise InvalidValueError(
                 f"calibration must be a zvpanel.calibration.Calibration, got {type(calibration).__name__}"
             )
+        # Validated again: model_construct/model_copy skip validation, and SQLite would
+        # store a NaN as NULL (an ROI silently lost) or refuse it with an IntegrityError.
+        calibration = parse_calibration(calibration.model_dump())
         self._active_camera(camera_id)
         roi = calibration.roi or (None, None, None, None)
         with self._write(config=True) as conn:

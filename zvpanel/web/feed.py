@@ -19,6 +19,7 @@ import jsonschema
 from ..counting import CrossingEvent
 from ..engine.result import FrameResult
 from ..errors import ZvpanelError
+from ..numbers import refuse_json_constant
 
 __all__ = [
     "SCHEMA_DIR",
@@ -206,7 +207,7 @@ def parse_client_message(raw: str | bytes) -> dict[str, Any]:
     if isinstance(raw, bytes):
         raise ClientMessageError("binary messages are not accepted; send JSON text")
     try:
-        message = json.loads(raw)
+        message = json.loads(raw, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError) as error:
         raise ClientMessageError(f"not JSON: {error}") from None
     if not isinstance(message, dict):

@@ -38,6 +38,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..engine.result import FrameResult
 from ..errors import AuthError, NotFoundError
+from ..numbers import finite_float, whole_number
 from .auth import Claims, authenticate_request
 from .feed import (
     ClientMessageError,
@@ -364,10 +365,10 @@ class FeedHandler(AuthenticatedSocket):
         if text is None or text == "":
             return None
         try:
-            value = float(text)
+            value = finite_float(text)
         except ValueError:
-            value = float("nan")
-        if not low < value <= high:  # also false for nan
+            value = None
+        if value is None or not low < value <= high:
             raise FeedRequestError(
                 "bad_parameter",
                 f"{name}={text[:20]!r}: expected a number above {low:g} up to {high:g}",
@@ -378,11 +379,15 @@ class FeedHandler(AuthenticatedSocket):
         text = self.get_query_argument(name, None)
         if text is None or text == "":
             return None
-        if not text.isdigit() or not low <= int(text) <= high:
+        try:
+            value = whole_number(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
             raise FeedRequestError(
                 "bad_parameter", f"{name}={text[:20]!r}: expected a whole number {low}-{high}"
             )
-        return int(text)
+        return value
 
     def _check_cameras(self, camera_ids: Iterable[int]) -> list[int]:
         visible = cameras_visible_to(self.app.db, self.claims)
