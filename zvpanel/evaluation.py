@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from .calibration import Calibration, CountingLine
 from .counting import CrossingEvent, LineCounter
@@ -328,6 +327,8 @@ class Scene:
 def load_scenes(path: str | Path, root: str | Path | None = None) -> list[Scene]:
     """Read a scene list (TOML, ``[[scene]]`` tables); relative paths are from ``root``
     (default: the file's parent's parent, the repository root for benchmarks/scenes.toml)."""
+    import tomllib  # Python 3.11+; only the benchmarks and tests read scene lists
+
     path = Path(path)
     root = Path(root) if root is not None else path.resolve().parent.parent
     with path.open("rb") as handle:
