@@ -479,6 +479,36 @@ class Database:
         self._notify("user", row["id"])
         return self.get_user(username)
 
+    # ------------------------------------------------------------------ user stores
+    def user_store_ids(self, username: str) -> list[int]:
+        """The stores ``username`` is limited to, by id (empty: not limited).
+
+        What a user may see is decided in :mod:`zvpanel.web.access`, not here.
+        """
+        user = self.get_user(username)
+        rows = self._all(
+            "SELECT store_id FROM user_stores WHERE user_id = ? ORDER BY store_id", (user.id,)
+        )
+        return [row["store_id"] for row in rows]
+
+    def set_user_stores(self, username: str, store_ids: Iterable[int]) -> list[int]:
+        """Limit ``username`` to these stores; none lifts the limit. Returns the ids set."""
+        ids = sorted({int(store_id) for store_id in store_ids})
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no user named {username!r}")
+            for store_id in ids:
+                if conn.execute("SELECT 1 FROM stores WHERE id = ?", (store_id,)).fetchone() is None:
+                    raise NotFoundError(f"no store with id {store_id}")
+            conn.execute("DELETE FROM user_stores WHERE user_id = ?", (row["id"],))
+            conn.executemany(
+                "INSERT INTO user_stores (user_id, store_id) VALUES (?, ?)",
+                [(row["id"], store_id) for store_id in ids],
+            )
+        self._notify("user", row["id"])
+        return ids
+
     # ------------------------------------------------------------------ stores
     def create_store(self, name: str, timezone: str = "UTC") -> Store:
         _name(name, "store name")
@@ -542,6 +572,19 @@ class Database:
                 raise ConflictError(
                     f"store {store_id} ({row['name']!r}) has {events} recorded event(s); "
                     "a store with recorded events is kept so that they are not lost"
+                )
+            # A viewer limited to this store alone would see every store once it is gone.
+            sole = conn.execute(
+                "SELECT u.username FROM user_stores us JOIN users u ON u.id = us.user_id "
+                "WHERE us.store_id = ? AND NOT EXISTS (SELECT 1 FROM user_stores o "
+                "WHERE o.user_id = us.user_id AND o.store_id != us.store_id)",
+                (store_id,),
+            ).fetchall()
+            if sole:
+                names = ", ".join(repr(r["username"]) for r in sole)
+                raise ConflictError(
+                    f"store {store_id} ({row['name']!r}) is the only store {names} may see; "
+                    "give them other stores first (zvpanel user stores NAME --store ID)"
                 )
             # Archived cameras without events: nothing recorded goes with them.
             conn.execute("DELETE FROM cameras WHERE store_id = ?", (store_id,))
