@@ -7,7 +7,6 @@ counted wrongly. Bokeh's JavaScript is inlined, so the file opens without a netw
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import holoviews as hv
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .calibration import Calibration
+from .display import html_text
 from .evaluation import EvaluationReport
 from .geometry import segment_param
 from .plots import in_image_space, lines_overlay, use_bokeh
@@ -193,13 +193,13 @@ def _summary_html(result: EvaluationReport, title: str) -> str:
         return "-" if value is None else f"{100 * value:.0f}%"
 
     return (
-        f"<h1>{html.escape(title)}</h1>"
+        f"<h1>{html_text(title)}</h1>"
         f"<p>{result.frames} frames; {len(result.true_events)} true and "
         f"{len(result.counted_events)} counted crossings; {len(result.matches)} matched within "
         f"{result.window_frames:g} frames. Precision {pct(result.precision)}, recall "
         f"{pct(result.recall)}, worst error per line and direction "
         f"{pct(result.max_relative_error)}.</p>"
-        f"<pre>{html.escape(result.format_table())}</pre>"
+        f"<pre>{html_text(result.format_table())}</pre>"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..calibration import MAX_DETECTION_FPS, Calibration, parse_calibration
 from ..config import Settings, load_settings
+from ..display import csv_cell
 from ..errors import CalibrationError, SourceError
 from ..pipeline import CountingPipeline, FrameSampler, OfflineRun, PipelineOutput, run_offline
 from ..sources import Frame, SourceInfo, iter_frames, probe_source
@@ -200,7 +201,7 @@ def _write_events(path: Path, summary: dict) -> None:
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
         for event in summary["events"]:
-            writer.writerow({key: event[key] for key in fields})
+            writer.writerow({key: csv_cell(event[key]) for key in fields})
 
 
 class _AnnotatedWriter:

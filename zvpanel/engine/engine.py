@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration
 from ..errors import NotFoundError, ZvpanelError
+from ..sources import mask_source
 from .hub import ResultHub
 from .result import CameraStatus
 from .worker import CameraSpec, CameraWorker, EventSink
@@ -228,7 +229,7 @@ class Engine:
         )
         worker.start()
         self._workers[spec.id] = worker
-        log.info("camera %s: started (%s)", spec.id, spec.name or spec.source)
+        log.info("camera %s: started (%s)", spec.id, spec.name or mask_source(spec.source))
 
     def _stop_worker(self, camera_id: int) -> None:
         worker = self._workers.pop(camera_id, None)

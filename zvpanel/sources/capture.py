@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 
@@ -33,6 +34,8 @@ __all__ = [
     "parse_source",
     "source_kind",
     "describe_source",
+    "mask_source",
+    "SECRET_MASK",
     "open_capture",
     "capture_fps",
     "iter_frames",
@@ -44,6 +47,12 @@ SourceKind = Literal["file", "stream", "webcam"]
 # URL schemes FFmpeg reads as network streams; anything else that is not a digit string
 # is taken as a file path.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
+
+#: What a source's password (and secret query values) shows as on pages and in logs.
+SECRET_MASK = "***"
+#: Query parameters whose values are secrets (cameras that take credentials in the URL).
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "token", "key", "secret"})
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
 
 # A camera that does not answer must not block a thread for ever: FFmpeg gives up
 # connecting after OPEN_TIMEOUT_S and a read that gets no data after READ_TIMEOUT_S.
@@ -108,20 +117,33 @@ def source_kind(source: SourceSpec) -> SourceKind:
     return "stream" if scheme in STREAM_SCHEMES else "file"
 
 
+def mask_source(source: str) -> str:
+    """``source`` with the secrets of a URL replaced by :data:`SECRET_MASK`: the password
+    after ``user:`` and the values of query parameters such as ``password`` or ``token``.
+
+    What every page, message and log line shows of a source; anything that is not such a
+    URL comes back unchanged, so the masked text of a file path is the path itself.
+    """
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: mask whatever is user:pass@
+        return _USERINFO_PASSWORD.sub(rf"\1{SECRET_MASK}@", source)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:{SECRET_MASK}@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() in SECRET_QUERY_KEYS for key, _ in query):
+        query = [(k, SECRET_MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in query]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts) if parts != urlsplit(source) else source
+
+
 def describe_source(source: SourceSpec) -> str:
     """The source as shown in messages and logs, with any password in a URL masked."""
     parsed = parse_source(source)
     if isinstance(parsed, int):
         return f"webcam {parsed}"
-    if source_kind(parsed) == "stream":
-        parts = urlsplit(parsed)
-        if parts.password is not None:
-            host = parts.hostname or ""
-            if parts.port is not None:
-                host = f"{host}:{parts.port}"
-            netloc = f"{parts.username}:***@{host}"
-            return urlunsplit(parts._replace(netloc=netloc))
-    return parsed
+    return mask_source(parsed)
 
 
 def open_capture(

@@ -14,7 +14,9 @@ from zoneinfo import available_timezones
 import pandas as pd
 import panel as pn
 
+from ..display import markdown_text
 from ..errors import SourceError, ZvpanelError
+from ..sources import mask_source
 from ..web.auth import Claims
 from .layout import page
 from .session import is_admin, require_admin, session_claims
@@ -134,7 +136,7 @@ class AdminView(pn.viewable.Viewer):
                     "id": c.id,
                     "store": names.get(c.store_id, "?"),
                     "name": c.name,
-                    "source": c.source,
+                    "source": mask_source(c.source),
                     "enabled": c.enabled,
                     "status": statuses[c.id].state if c.id in statuses else "",
                 }
@@ -165,7 +167,7 @@ class AdminView(pn.viewable.Viewer):
             camera = self.app.db.get_camera(int(self._selected(self.cameras_table, "id")))
             self.camera_store.value = camera.store_id
             self.camera_name.value = camera.name
-            self.camera_source.value = camera.source
+            self.camera_source.value = mask_source(camera.source)
             self.camera_enabled.value = camera.enabled
 
     # ------------------------------------------------------------------ running actions
@@ -183,7 +185,7 @@ class AdminView(pn.viewable.Viewer):
         return True
 
     def show(self, text: str, kind: str) -> None:
-        self.status.object = text
+        self.status.object = markdown_text(text)  # names in messages are typed by users
         self.status.alert_type = kind
         self.status.visible = True
 
@@ -250,8 +252,9 @@ class AdminView(pn.viewable.Viewer):
     def update_camera_action(self) -> bool:
         def act():
             camera_id = int(self._selected(self.cameras_table, "id"))
-            source = self.camera_source.value.strip()
-            if source != self.app.db.get_camera(camera_id).source:
+            stored = self.app.db.get_camera(camera_id).source
+            source = self._typed_source(stored)
+            if source != stored:
                 self._probe(source)
             camera = self.app.db.update_camera(
                 camera_id,
@@ -263,6 +266,12 @@ class AdminView(pn.viewable.Viewer):
             return f"Camera {camera.name!r} updated."
 
         return self._run("update the camera", act)
+
+    def _typed_source(self, stored: str) -> str:
+        """The source the form means: the field shows the stored source with its password
+        masked, so that text unchanged keeps the stored source (password and all)."""
+        typed = self.camera_source.value.strip()
+        return stored if typed == mask_source(stored) else typed
 
     def toggle_camera_action(self) -> bool:
         def act():

@@ -16,6 +16,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..display import csv_frame
 from ..storage.queries import binned_counts, events_frame, occupancy, per_camera
 from ..web.auth import Claims
 from .layout import page, periodic
@@ -249,14 +250,14 @@ class AnalyticsView(pn.viewable.Viewer):
         if not df.empty:
             df["local_time"] = pd.DatetimeIndex(df["timestamp"]).tz_convert(self.store.timezone)
         self.events_download.filename = self._filename("events")
-        return io.StringIO(df.to_csv(index=False))
+        return io.StringIO(csv_frame(df).to_csv(index=False))
 
     def _binned_csv(self) -> io.StringIO:
         binned = (
             self.binned() if not self.events.empty else pd.DataFrame(columns=["entries", "exits"])
         )
         self.binned_download.filename = self._filename("hourly" if self.bin == "h" else "daily")
-        return io.StringIO(binned.to_csv(index_label="timestamp"))
+        return io.StringIO(csv_frame(binned).to_csv(index_label="timestamp"))
 
     def _filename(self, what: str) -> str:
         first, last = self.date_range.value

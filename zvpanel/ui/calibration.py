@@ -41,6 +41,7 @@ from ..calibration import (
     parse_calibration,
 )
 from ..calibration_check import check_calibration
+from ..display import markdown_text
 from ..errors import AuthError, CalibrationError, NotFoundError, SourceError
 from ..web.auth import Claims
 from .layout import page
@@ -78,12 +79,14 @@ def take_snapshot(app, camera_id: int) -> np.ndarray:
     latest = app.hub.latest(camera_id)
     if latest is not None:
         return latest.frame.image.copy()
-    from ..sources import iter_frames
+    from ..sources import describe_source, iter_frames
 
     camera = app.db.get_camera(camera_id)
     for frame in iter_frames(camera.source, max_frames=1):
         return frame.image
-    raise SourceError(f"camera {camera_id}: source {camera.source!r} gave no frame")
+    raise SourceError(
+        f"camera {camera_id}: source {describe_source(camera.source)!r} gave no frame"
+    )
 
 
 def entry_arrow(
@@ -631,7 +634,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         return True
 
     def show(self, text: str, kind: str) -> None:
-        self.status.object = text
+        self.status.object = markdown_text(text)  # line ids in messages are typed by users
         self.status.alert_type = kind
         self.status.visible = True
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 import panel as pn
 
+from ..display import html_text
 from ..web.auth import Claims
 from ..web.auth_module import login_url, logout_url
 from .session import seconds_left
@@ -41,7 +41,7 @@ def _nav(active: str, claims: Claims | None) -> pn.pane.HTML:
     if claims is not None:
         role = "admin" if claims.admin else "viewer"
         who = (
-            f'<span class="user">{html.escape(claims.username)} ({role}) · '
+            f'<span class="user">{html_text(claims.username)} ({role}) · '
             f'<a href="{logout_url}" id="logout">Log out</a></span>'
         )
     return pn.pane.HTML(

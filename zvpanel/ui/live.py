@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
-
 import panel as pn
 import param
 
+from ..display import html_text, markdown_text
 from ..engine.result import CameraStatus
 from ..web.auth import Claims
 from .layout import page, periodic
@@ -52,7 +51,7 @@ def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] |
         f"{status.state}</span>"
     ]
     if status.last_error:
-        parts.append(f' <span class="zv-reason">{html.escape(status.last_error)}</span>')
+        parts.append(f' <span class="zv-reason">{html_text(status.last_error)}</span>')
     parts.append(
         f'<br>Detection rate: <span class="zv-fps">{status.actual_fps:.1f}</span> of '
         f"{status.target_fps:.1f} fps target · {status.processing_ms:.0f} ms per frame"
@@ -66,7 +65,7 @@ def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] |
     entries = sum(c["entries"] for c in counts.values())
     exits = sum(c["exits"] for c in counts.values())
     per_line = ", ".join(
-        f"{html.escape(line)}: {c['entries']} in / {c['exits']} out" for line, c in counts.items()
+        f"{html_text(line)}: {c['entries']} in / {c['exits']} out" for line, c in counts.items()
     )
     parts.append(
         f'<br><span class="zv-counts">Entries <b class="zv-entries">{entries}</b> · '
@@ -104,7 +103,7 @@ class CameraTile(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.pane.Markdown(f"### {self.title}", margin=(0, 5)),
+            pn.pane.Markdown(f"### {markdown_text(self.title)}", margin=(0, 5)),
             self.image,
             self.status,
             sizing_mode="stretch_width",
@@ -124,7 +123,9 @@ class LiveView(pn.viewable.Viewer):
         self.app = app
         cameras = app.db.list_cameras()
         stores = {s.id: s.name for s in app.db.list_stores()}
-        self.options = {f"{stores.get(c.store_id, '?')} / {c.name}": c.id for c in cameras}
+        self.names = {c.id: f"{stores.get(c.store_id, '?')} / {c.name}" for c in cameras}
+        # Choices.js shows option labels as HTML: the names go in escaped.
+        self.options = {html_text(name): cid for cid, name in self.names.items()}
         self.picker = pn.widgets.MultiChoice(
             label="Cameras",
             options=self.options,
@@ -144,11 +145,10 @@ class LiveView(pn.viewable.Viewer):
 
     def _rebuild(self, *_) -> None:
         """Tiles for the picked cameras; a camera still picked keeps its tile (and stream)."""
-        names = {v: k for k, v in self.options.items()}
         kept = {tile.camera_id: tile for tile in self.tiles}
         self.tiles = [
             kept.get(cid)
-            or CameraTile(self.app, camera_id=cid, title=names.get(cid, f"camera {cid}"))
+            or CameraTile(self.app, camera_id=cid, title=self.names.get(cid, f"camera {cid}"))
             for cid in self.picker.value
         ]
         self._layout()
