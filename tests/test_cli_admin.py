@@ -69,7 +69,7 @@ def test_user_commands(db_file, capsys, monkeypatch):
 
     code, out, _ = run(capsys, "user", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "USERNAME", "ADMIN", "CREATED", "(UTC)"]
+    assert lines[0].split() == ["ID", "USERNAME", "ADMIN", "DISABLED", "CREATED", "(UTC)"]
     assert lines[1].split()[1:3] == ["alice", "yes"] and lines[2].split()[1:3] == ["bob", "no"]
 
     code, out, _ = run(capsys, "user", "set-admin", "bob")

@@ -72,7 +72,9 @@ def _init(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- users
 def _user_commands(sub: argparse._SubParsersAction) -> None:
-    user = sub.add_parser("user", help="add users, list them, make admins, reset passwords")
+    user = sub.add_parser(
+        "user", help="add users, list them, make admins, reset passwords, disable them"
+    )
     cmds = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
 
     p = cmds.add_parser("add", help="add a user (asks for the password)")
@@ -91,12 +93,24 @@ def _user_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--off", action="store_true", help="remove the admin flag")
     p.set_defaults(func=_user_set_admin)
 
-    p = cmds.add_parser("passwd", help="set a user's password (asks for it)")
+    p = cmds.add_parser(
+        "passwd", help="set a user's password (asks for it); the user's old tokens stop working"
+    )
     p.add_argument("name")
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     p.set_defaults(func=_user_passwd)
+
+    p = cmds.add_parser(
+        "disable", help="stop a user logging in and end its sessions (users are never deleted)"
+    )
+    p.add_argument("name")
+    p.set_defaults(func=_user_disable, disabled=True)
+
+    p = cmds.add_parser("enable", help="let a disabled user log in again")
+    p.add_argument("name")
+    p.set_defaults(func=_user_disable, disabled=False)
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -123,9 +137,15 @@ def _user_list(args: argparse.Namespace) -> int:
     with _open_db() as db:
         users = db.list_users()
     _table(
-        ("ID", "USERNAME", "ADMIN", "CREATED (UTC)"),
+        ("ID", "USERNAME", "ADMIN", "DISABLED", "CREATED (UTC)"),
         [
-            (u.id, u.username, "yes" if u.is_admin else "no", f"{u.created_at:%Y-%m-%d %H:%M}")
+            (
+                u.id,
+                u.username,
+                "yes" if u.is_admin else "no",
+                "yes" if u.disabled else "no",
+                f"{u.created_at:%Y-%m-%d %H:%M}",
+            )
             for u in users
         ],
     )
@@ -143,7 +163,17 @@ def _user_passwd(args: argparse.Namespace) -> int:
     with _open_db() as db:
         db.get_user(args.name)  # say "no such user" before asking for a password
         db.reset_password(args.name, _read_password(args))
-    print(f"password of {args.name!r} changed")
+    print(f"password of {args.name!r} changed; its old sessions and tokens no longer work")
+    return 0
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        user = db.set_disabled(args.name, args.disabled)
+    if user.disabled:
+        print(f"{user.username!r} is disabled: it cannot log in and its sessions have ended")
+    else:
+        print(f"{user.username!r} is enabled: it can log in again")
     return 0
 
 

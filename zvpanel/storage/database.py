@@ -18,7 +18,8 @@ Deleting never loses what was recorded
     * A store with an active camera cannot be deleted (archive its cameras first), nor
       can a store with recorded events. A store whose cameras are all archived and
       have no events is deleted together with those cameras.
-    * Users are never deleted here; the last admin cannot lose the admin flag.
+    * Users are never deleted here, only disabled; the last admin cannot lose the admin
+      flag nor be disabled.
 
 Noticing changes
     :meth:`Database.subscribe` calls listeners after changes made through this object;
@@ -77,6 +78,7 @@ MIN_PASSWORD_LENGTH = 8
 #: Longest user, store or camera name.
 MAX_NAME_LENGTH = 100
 _CONFIG_REVISION_KEY = "config_revision"
+_USERS_REVISION_KEY = "users_revision"
 #: Fixed width, so that comparing the strings compares the times.
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -199,6 +201,14 @@ def _name(value: str, what: str) -> str:
     return value
 
 
+def _bump_revision(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (key,),
+    )
+
+
 def _check_password(password: str) -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidValueError(
@@ -304,11 +314,12 @@ class Database:
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _write(self, config: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, config: bool = False, users: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction on the one writer connection.
 
         ``config=True`` marks a change to stores, cameras or calibrations: it bumps
-        :meth:`config_revision` in the same transaction.
+        :meth:`config_revision` in the same transaction. ``users=True`` marks a change
+        that ends a user's tokens: it bumps :meth:`users_revision`.
         """
         with self._lock:
             if self._conn is None:
@@ -318,11 +329,9 @@ class Database:
             try:
                 yield conn
                 if config:
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) "
-                        "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                        (_CONFIG_REVISION_KEY,),
-                    )
+                    _bump_revision(conn, _CONFIG_REVISION_KEY)
+                if users:
+                    _bump_revision(conn, _USERS_REVISION_KEY)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -380,6 +389,14 @@ class Database:
         by any process (the CLI included). Cheap to poll: the engine reloads when it moves.
         """
         value = self.get_meta(_CONFIG_REVISION_KEY)
+        return 0 if value is None else int(value)
+
+    def users_revision(self) -> int:
+        """A number that grows whenever a user's tokens stop working (password changed,
+        user disabled or enabled, logout), in any process. Cheap to poll: servers close
+        the sockets of that user when it moves.
+        """
+        value = self.get_meta(_USERS_REVISION_KEY)
         return 0 if value is None else int(value)
 
     def get_meta(self, key: str) -> str | None:
@@ -441,6 +458,8 @@ class Database:
             self._hasher.verify(row["password_hash"], password)
         except (VerificationError, InvalidHashError):
             return None
+        if row["disabled"]:
+            return None  # checked after the hash: a disabled user costs the same time
         if self._hasher.check_needs_rehash(row["password_hash"]):
             self._store_hash(row["id"], password)
         return _user(row)
@@ -459,10 +478,59 @@ class Database:
             )
 
     def reset_password(self, username: str, password: str) -> None:
+        """Set a new password; every token the user holds stops working."""
         _check_password(password)
-        user = self.get_user(username)
-        self._store_hash(user.id, password)
-        self._notify("user", user.id)
+        password_hash = self._hasher.hash(password)  # slow on purpose: outside the lock
+        self._end_tokens(username, "password_hash = ?", (password_hash,))
+
+    def set_disabled(self, username: str, disabled: bool = True) -> User:
+        """Disable (or enable) a user; users are never deleted.
+
+        A disabled user cannot log in and every token it holds is refused; enabling it
+        again does not bring those tokens back. The last enabled admin cannot be disabled.
+        """
+
+        def keep_an_admin(conn: sqlite3.Connection, row: sqlite3.Row) -> None:
+            if not (disabled and row["is_admin"] and not row["disabled"]):
+                return
+            admins = conn.execute(
+                "SELECT count(*) FROM users WHERE is_admin = 1 AND disabled = 0"
+            ).fetchone()[0]
+            if admins <= 1:
+                raise ConflictError(
+                    f"{username!r} is the only enabled admin; make another user admin first"
+                )
+
+        return self._end_tokens(username, "disabled = ?", (int(disabled),), keep_an_admin)
+
+    def end_sessions(self, username: str) -> User:
+        """Make every token ``username`` holds stop working (Log out)."""
+        return self._end_tokens(username)
+
+    def _end_tokens(
+        self,
+        username: str,
+        changes: str = "",
+        params: tuple = (),
+        check: Callable[[sqlite3.Connection, sqlite3.Row], None] | None = None,
+    ) -> User:
+        """Apply ``changes`` (SQL ``SET`` items) to a user and raise its token version.
+
+        Tokens carry the version they were issued with, so every older token is refused.
+        """
+        with self._write(users=True) as conn:
+            row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no user named {username!r}")
+            if check is not None:
+                check(conn, row)
+            sets = f"{changes}, " if changes else ""
+            conn.execute(
+                f"UPDATE users SET {sets}token_version = token_version + 1 WHERE id = ?",
+                (*params, row["id"]),
+            )
+        self._notify("user", row["id"])
+        return self.get_user(username)
 
     def set_admin(self, username: str, is_admin: bool = True) -> User:
         with self._write() as conn:

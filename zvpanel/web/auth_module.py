@@ -6,14 +6,18 @@ SameSite=Lax. The same token is accepted by the WebSocket feed, so one login ser
 
 Bokeh loads this file by path (``panel serve --auth-module zvpanel/web/auth_module.py``)
 and reads ``get_user``, ``login_url``, ``LoginHandler``, ``logout_url`` and
-``LogoutHandler`` from it. Dashboards and the MJPEG route import it as
-``zvpanel.web.auth_module`` for :func:`request_claims` / :func:`cookie_claims`.
+``LogoutHandler`` from it. Dashboards import it as ``zvpanel.web.auth_module`` for
+:func:`cookie_claims`.
+
+Bokeh calls :func:`get_user` on every page load (and on the page's own WebSocket), so the
+pages' security headers are set there too.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import re
 from urllib.parse import urlparse
 
 from tornado.web import RequestHandler
@@ -21,15 +25,16 @@ from tornado.web import RequestHandler
 from zvpanel.config import Settings
 from zvpanel.errors import AuthError
 from zvpanel.web.auth import (
+    LOGIN_THROTTLE,
     SESSION_COOKIE,
     Claims,
-    LoginThrottle,
     attempt_login,
+    authenticate_request,
     issue_token,
     retry_after_seconds,
-    token_from_request,
     verify_token,
 )
+from zvpanel.web.headers import add_security_headers
 
 __all__ = [
     "get_user",
@@ -49,8 +54,9 @@ logout_url = "/logout"
 #: Where a successful login goes when the login page was opened directly.
 DEFAULT_NEXT = "/"
 
-#: One throttle per server process: repeated wrong passwords from one IP are slowed down.
-_throttle = LoginThrottle()
+#: Characters a browser reads as a path separator (``\``) or drops (tabs, newlines), which
+#: would turn a path such as ``/\evil.example`` into another site's address.
+_UNSAFE_IN_NEXT = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
 def _app():
@@ -59,16 +65,21 @@ def _app():
     return get_app()
 
 
-def request_claims(handler: RequestHandler, settings: Settings) -> Claims | None:
-    """The verified claims of a Tornado request (cookie, bearer or ``?token=``), or None."""
+def request_claims(handler: RequestHandler, app) -> Claims | None:
+    """The claims of a Tornado request (cookie, bearer or ``?token=``) while its token
+    holds (see :func:`~zvpanel.web.auth.check_user`), or None."""
     try:
-        return verify_token(settings, token_from_request(handler.request))
+        return authenticate_request(handler, app.db, app.settings)
     except AuthError:
         return None
 
 
 def cookie_claims(cookies: dict, settings: Settings) -> Claims | None:
-    """The verified claims in a Panel session's cookies (``pn.state.cookies``), or None."""
+    """The signed claims in a Panel session's cookies (``pn.state.cookies``), or None.
+
+    Signature and expiry only: :func:`zvpanel.ui.session.session_claims` also asks the
+    database whether the token still holds.
+    """
     token = cookies.get(SESSION_COOKIE) if cookies else None
     if token is not None and not isinstance(token, str):  # a tornado Morsel
         token = token.value
@@ -80,13 +91,14 @@ def cookie_claims(cookies: dict, settings: Settings) -> Claims | None:
 
 def get_user(request_handler: RequestHandler) -> str | None:
     """Bokeh's hook: the logged-in username, or None (Bokeh then redirects to the login)."""
-    claims = request_claims(request_handler, _app().settings)
+    add_security_headers(request_handler)
+    claims = request_claims(request_handler, _app())
     return None if claims is None else claims.username
 
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: a login link must not redirect to another site."""
-    if not target:
+    if not target or _UNSAFE_IN_NEXT.search(target):
         return DEFAULT_NEXT
     parsed = urlparse(target)
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
@@ -125,6 +137,9 @@ _PAGE = """<!doctype html>
 class LoginHandler(RequestHandler):
     """``GET /login`` shows the form; ``POST /login`` checks it and sets the session cookie."""
 
+    def set_default_headers(self) -> None:
+        add_security_headers(self)
+
     def get(self) -> None:
         message = ""
         if self.get_argument("logged_out", None):
@@ -139,7 +154,7 @@ class LoginHandler(RequestHandler):
         target = self.get_body_argument("next", DEFAULT_NEXT)
         attempt = await attempt_login(
             app.db,
-            _throttle,
+            LOGIN_THROTTLE,
             self.request.remote_ip or "?",
             username,
             self.get_body_argument("password", ""),
@@ -163,7 +178,9 @@ class LoginHandler(RequestHandler):
                 target,
             )
             return
-        token = issue_token(app.settings, user.username, admin=user.is_admin)
+        token = issue_token(
+            app.settings, user.username, admin=user.is_admin, version=user.token_version
+        )
         self.set_cookie(
             SESSION_COOKIE,
             token,
@@ -189,8 +206,20 @@ class LoginHandler(RequestHandler):
 
 
 class LogoutHandler(RequestHandler):
-    """``GET /logout``: drop the session cookie and go back to the login page."""
+    """``GET /logout``: end the user's tokens, drop the session cookie, go to the login page.
+
+    Every token of the user stops working, on every device: a copied session cookie or
+    ``?token=`` link is as dead as the cookie this browser drops.
+    """
+
+    def set_default_headers(self) -> None:
+        add_security_headers(self)
 
     def get(self) -> None:
+        app = _app()
+        claims = request_claims(self, app)
+        if claims is not None:
+            app.db.end_sessions(claims.username)
+            log.info("logout: %s", claims.username)
         self.clear_cookie(SESSION_COOKIE, path="/")
         self.redirect(f"{login_url}?logged_out=1")

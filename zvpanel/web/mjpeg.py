@@ -25,9 +25,11 @@ from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler
 
 from ..engine.result import FrameResult
-from ..errors import NotFoundError
+from ..errors import AuthError
+from .auth import authenticate_request
 from .camera_stream import StreamRegistry, streamed_camera
 from .jpeg import DEFAULT_QUALITY, FrameVariant, render
+from .revocation import SESSION_WATCH
 from .token_handler import JsonErrorMixin
 
 __all__ = ["BOUNDARY", "MjpegHandler", "STREAM_VARIANT", "mjpeg_part", "mjpeg_route"]
@@ -44,23 +46,17 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         # The App arrives lazily: routes are imported before --setup has built it.
         self._app_provider = app_provider
         self._streams = streams
-        self._gone = asyncio.Event()  # the viewer closed the connection
+        self._gone = asyncio.Event()  # the viewer went away, or its token stopped working
 
     def on_connection_close(self) -> None:
         self._gone.set()
 
     async def get(self, camera_id: str) -> None:
-        from .auth_module import request_claims
-
         app = self._app_provider()
-        claims = request_claims(self, app.settings)
-        if claims is None:
-            self.send_json_error(401, "unauthorized", "log in first: no valid session or token")
-            return
         try:
-            app.db.get_user(claims.username)  # a token outlives a deleted user; streams must not
-        except NotFoundError:
-            self.send_json_error(401, "unauthorized", "the token's user no longer exists")
+            claims = authenticate_request(self, app.db, app.settings)
+        except AuthError as error:
+            self.send_json_error(401, "unauthorized", f"log in first: {error}")
             return
         camera = streamed_camera(app.db, camera_id)
         if camera is None:
@@ -76,6 +72,8 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         except StreamClosedError:
             return  # the viewer went away already
         viewer = self._streams.watch(camera.id, self._send_part)
+        # Ends when the token stops working (password changed, disabled, logged out).
+        watched = SESSION_WATCH.watch(app.db, claims, lambda reason: self._gone.set())
         try:
             # Ends when the token expires, or when the viewer goes away.
             expires_in = claims.expires_at.timestamp() - time.time()
@@ -83,6 +81,7 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         except asyncio.TimeoutError:
             pass  # its token expired: a normal end
         finally:
+            SESSION_WATCH.unwatch(watched)
             self._streams.unwatch(viewer)
 
     def _send_part(self, part: bytes) -> asyncio.Future[None]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tornado.web import StaticFileHandler
 
-from .auth import LoginThrottle
+from .auth import LOGIN_THROTTLE, LoginThrottle
 from .feed import MessageCache
 from .jpeg import FrameEncoder, shared_encoder
 from .mjpeg import mjpeg_route
@@ -56,7 +56,8 @@ def build_routes(
         "messages": MessageCache(),
         "registry": registry if registry is not None else FeedRegistry(),
     }
-    token = {"app_provider": app_provider, "throttle": throttle or LoginThrottle()}
+    # The login page uses LOGIN_THROTTLE too: one budget of guesses per server process.
+    token = {"app_provider": app_provider, "throttle": throttle or LOGIN_THROTTLE}
     return [
         (r"/api/token", TokenHandler, token),
         (r"/ws/detections/([^/]+)", DetectionsHandler, feed),

@@ -10,12 +10,19 @@ from tornado.web import RequestHandler
 
 from ..config import Settings
 from .auth import MAX_FIELD_LENGTH, LoginThrottle, attempt_login, issue_token, retry_after_seconds
+from .headers import add_security_headers
 
 __all__ = ["TokenHandler", "JsonErrorMixin", "MAX_FIELD_LENGTH"]
 
 
 class JsonErrorMixin:
-    """Every error answer is JSON: ``{"error": code, "message": text}`` (schemas/http_error.json)."""
+    """Every error answer is JSON: ``{"error": code, "message": text}`` (schemas/http_error.json).
+
+    Every answer also carries the security headers (no framing, no sniffing, no referrer).
+    """
+
+    def set_default_headers(self: Any) -> None:
+        add_security_headers(self)
 
     def send_json_error(self: Any, status: int, code: str, message: str, **extra: Any) -> None:
         self.set_status(status)
@@ -35,7 +42,8 @@ class JsonErrorMixin:
 class TokenHandler(JsonErrorMixin, RequestHandler):
     """Answers ``{"access_token", "token_type": "bearer", "expires_in"}`` or a JSON error.
 
-    401 for wrong credentials; 429 with ``Retry-After`` while the client is throttled.
+    401 for wrong credentials; 429 with ``Retry-After`` while the username or the address
+    is throttled (the login page shares the budget: :data:`~.auth.LOGIN_THROTTLE`).
     """
 
     def initialize(self, app_provider: Callable[[], Any], throttle: LoginThrottle) -> None:
@@ -79,7 +87,9 @@ class TokenHandler(JsonErrorMixin, RequestHandler):
             return
         user = attempt.user
         settings: Settings = app.settings
-        token = issue_token(settings, user.username, admin=user.is_admin)
+        token = issue_token(
+            settings, user.username, admin=user.is_admin, version=user.token_version
+        )
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(
@@ -98,6 +108,6 @@ class TokenHandler(JsonErrorMixin, RequestHandler):
         self.send_json_error(
             429,
             "too_many_attempts",
-            f"too many failed logins from this address; try again in {seconds} s",
+            f"too many failed logins for this user or from this address; try again in {seconds} s",
             retry_after=seconds,
         )

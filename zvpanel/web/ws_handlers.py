@@ -37,7 +37,7 @@ from tornado.util import TimeoutError as TornadoTimeoutError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..engine.result import FrameResult
-from ..errors import AuthError, NotFoundError
+from ..errors import AuthError
 from ..numbers import finite_float, whole_number
 from .auth import Claims, authenticate_request
 from .feed import (
@@ -50,6 +50,7 @@ from .feed import (
     with_dropped,
 )
 from .jpeg import FrameEncoder, FrameVariant
+from .revocation import SESSION_WATCH, Watched
 from .token_handler import JsonErrorMixin
 
 __all__ = [
@@ -134,10 +135,10 @@ def _close_reason(text: str) -> str:
 
 
 class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
-    """A WebSocket only for a logged-in user, closed when the user's token expires.
+    """A WebSocket only for a logged-in user, closed when the user's token expires or ends.
 
-    Checks the token (``?token=``, bearer or session cookie) and that its user still
-    exists before the upgrade, so a refused client gets an HTTP 401 with a JSON body;
+    Checks the token (``?token=``, bearer or session cookie) and that it still holds (its
+    user exists, is enabled, has not logged out or changed password) before the upgrade, so a refused client gets an HTTP 401 with a JSON body;
     allows the same origin and ``settings.allowed_origins``; pings to drop vanished
     clients; takes small client messages only.
     """
@@ -146,6 +147,7 @@ class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
         self.app_provider = app_provider
         self.claims: Claims | None = None
         self._expiry: object | None = None
+        self._watched: Watched | None = None
 
     # ------------------------------------------------------------------ before upgrade
     def prepare(self) -> None:
@@ -154,12 +156,7 @@ class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
             self.send_json_error(503, "server_error", "the engine is not running yet")
             return
         try:
-            self.claims = authenticate_request(self, self.app.settings)
-            # A token outlives a deleted user; the feed must not.
-            self.app.db.get_user(self.claims.username)
-        except NotFoundError:
-            self.claims = None
-            self.send_json_error(401, "unauthorized", "the token's user no longer exists")
+            self.claims = authenticate_request(self, self.app.db, self.app.settings)
         except AuthError as error:
             self.set_header("WWW-Authenticate", 'Bearer realm="zvpanel", error="invalid_token"')
             self.send_json_error(401, "unauthorized", str(error))
@@ -187,10 +184,16 @@ class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
 
     # ------------------------------------------------------------------ connection
     def close_at_expiry(self) -> None:
-        """Close the socket (1008, "token expired") when the client's token expires."""
+        """Close the socket (1008) when the client's token expires or stops working (its
+        user's password changed, the user was disabled or logged out)."""
         loop = IOLoop.current()
         delay = self.claims.expires_at.timestamp() - time.time()
         self._expiry = loop.call_later(max(0.0, delay), self._expired)
+        self._watched = SESSION_WATCH.watch(self.app.db, self.claims, self._revoked)
+
+    def _revoked(self, reason: str) -> None:
+        self._watched = None
+        self.refuse(FeedRequestError("token_revoked", reason))
 
     def _expired(self) -> None:
         self._expiry = None
@@ -206,6 +209,9 @@ class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
         if self._expiry is not None:
             IOLoop.current().remove_timeout(self._expiry)
             self._expiry = None
+        if self._watched is not None:
+            SESSION_WATCH.unwatch(self._watched)
+            self._watched = None
 
 
 class FeedHandler(AuthenticatedSocket):
