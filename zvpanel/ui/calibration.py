@@ -10,13 +10,23 @@ The drawing is a Bokeh figure in image pixel coordinates (x right, y down):
 Numeric inputs and the drawing are kept in sync both ways. Nothing reaches the engine
 until an admin presses Save, which validates (``Calibration`` + ``check_frame``), writes
 the database and applies it to the running camera with ``engine.reload_camera``.
+
+Threads: served with ``--num-threads``, Panel calls watchers and button callbacks in a
+worker pool, outside the Bokeh document's lock, and a Bokeh model changed there breaks
+the session (``_pending_writes should be non-None``). So every change of the editor's
+state and figure runs in the document (:meth:`CalibrationEditor._in_document`); slow
+reads (a snapshot, the database) happen before, in the worker. The form is what Save
+writes: the lines are those of :attr:`CalibrationEditor.camera_id`, the camera they
+were loaded for, and a Save pressed while a picked camera loads waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import panel as pn
@@ -57,6 +67,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Colour of counting lines (the browser tests find the line by this colour).
 LINE_COLOUR = "#ff00ff"
@@ -124,6 +135,9 @@ class CalibrationEditor(pn.viewable.Viewer):
         self.claims = claims
         self.admin = is_admin(app, claims)
         self._syncing = False
+        #: The camera whose snapshot and calibration the form shows (what Save writes to).
+        self.loaded_camera_id: int | None = None
+        self._save_after_load = False
         cameras = app.db.list_cameras()
         self.camera_select = pn.widgets.Select(
             label="Camera", options={f"{c.name} (#{c.id})": c.id for c in cameras}, width=260
@@ -158,9 +172,9 @@ class CalibrationEditor(pn.viewable.Viewer):
         self.width = self.height = 0
         self.image: np.ndarray | None = None
         self._build_figure()
+        if cameras:  # building the page: nothing else holds its document yet
+            self._show_camera(*self._read_camera(self.camera_select.value))
         self._wire()
-        if cameras:
-            self.load_camera()
 
     # ------------------------------------------------------------------ building
     def _build_figure(self) -> None:
@@ -261,47 +275,130 @@ class CalibrationEditor(pn.viewable.Viewer):
         self.figure_pane = pn.pane.Bokeh(fig)
 
     def _wire(self) -> None:
+        # Loading reads in the calling (worker) thread, then shows in the document.
         self.camera_select.param.watch(lambda e: self.load_camera(), "value")
         self.snapshot_button.on_click(lambda e: self.refresh_snapshot())
+        # The browser's drawing tools: Bokeh calls these in the document already.
         self.roi_source.on_change("data", self._roi_drawn)
         self.lines_source.on_change("data", self._lines_drawn)
-        for widget in self.roi_inputs:
-            widget.param.watch(self._roi_typed, "value")
-        self.roi_enabled.param.watch(self._roi_typed, "value")
-        self.line_select.param.watch(lambda e: self._show_line(), "value")
-        for widget in self.line_inputs:
-            widget.param.watch(self._line_typed, "value")
-        self.line_id.param.watch(self._line_typed, "value")
-        self.orientation.param.watch(self._line_typed, "value")
-        self.add_line_button.on_click(lambda e: self.add_line())
-        self.remove_line_button.on_click(lambda e: self.remove_line())
-        self.fps.param.watch(lambda e: self.validate(), "value")
+        # Everything else only changes the form: in the document, one change at a time.
+        for widget in (*self.roi_inputs, self.roi_enabled):
+            widget.param.watch(self._in_document_of(self._roi_typed), "value")
+        self.line_select.param.watch(self._in_document_of(self._show_line), "value")
+        for widget in (*self.line_inputs, self.line_id, self.orientation):
+            widget.param.watch(self._in_document_of(self._line_typed), "value")
+        self.add_line_button.on_click(self._in_document_of(self.add_line))
+        self.remove_line_button.on_click(self._in_document_of(self.remove_line))
+        self.fps.param.watch(self._in_document_of(self.validate), "value")
         self.preview_button.on_click(self._preview_clicked)
-        self.save_button.on_click(lambda e: self.save())
+        self.save_button.on_click(self._save_clicked)
+
+    # ------------------------------------------------------------------ threads
+    def _in_document(self, change: Callable[[], object]) -> None:
+        """Run ``change`` where it may touch the figure: under the document's lock.
+
+        ``pn.state.execute`` runs it at once when this thread holds the document (a
+        Bokeh callback, page building), else on the server's next tick. Without a
+        server session (tests, notebooks) nothing else runs: it runs at once.
+        """
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            change()
+        else:
+            pn.state.execute(change)
+
+    def _in_document_of(self, method: Callable[[], object]) -> Callable[..., None]:
+        """A watcher/on_click callback that runs ``method()`` in the document."""
+        return lambda *event: self._in_document(method)
+
+    async def _under_lock(self, compute: Callable[[], T]) -> T:
+        """``compute()`` run under the document's lock, awaited from a coroutine."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            return compute()
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            try:
+                done.set_result(compute())
+            except Exception as error:  # handed to the awaiting coroutine
+                done.set_exception(error)
+
+        doc.add_next_tick_callback(run)
+        return await done
 
     # ------------------------------------------------------------------ loading
     @property
     def camera_id(self) -> int | None:
-        return self.camera_select.value
+        """The camera the form shows: Save writes to it (the Select may be ahead)."""
+        return self.loaded_camera_id
+
+    @property
+    def loading(self) -> bool:
+        return self.camera_select.value != self.loaded_camera_id
 
     def load_camera(self) -> None:
-        """Snapshot the selected camera and show its saved calibration (or a default)."""
+        """Snapshot the picked camera and show its saved calibration (or a default)."""
+        camera_id = self.camera_select.value
+        self._disable_save(True)  # a Panel widget: safe from any thread
+        self._in_document(partial(self._show_camera, *self._read_camera(camera_id)))
+
+    def _read_camera(
+        self, camera_id: int
+    ) -> tuple[int, np.ndarray | None, Calibration | None, str | None]:
+        """The slow part of loading (any thread): snapshot, saved calibration, error."""
+        image, error = self._snapshot(camera_id)
+        return camera_id, image, self.app.db.get_calibration(camera_id), error
+
+    def _snapshot(self, camera_id: int) -> tuple[np.ndarray | None, str | None]:
+        try:
+            return take_snapshot(self.app, camera_id), None
+        except (SourceError, NotFoundError) as error:
+            return None, f"No snapshot: {error}"
+
+    def _show_camera(
+        self,
+        camera_id: int,
+        image: np.ndarray | None,
+        calibration: Calibration | None,
+        error: str | None,
+    ) -> None:
+        """Show one camera's snapshot and calibration, together (in the document)."""
+        if camera_id != self.camera_select.value:
+            return  # another camera was picked meanwhile: its own load follows
         self.detection_source.data = {k: [] for k in self.detection_source.data}
-        self.refresh_snapshot()
-        calibration = self.app.db.get_calibration(self.camera_id)
-        if calibration is None:
-            calibration = _default_calibration(self.width or 640, self.height or 480)
-        self.set_calibration(calibration)
+        if image is None:  # no picture: a blank one of the last size, not another camera's
+            height, width = self.image.shape[:2] if self.image is not None else (480, 640)
+            image = np.zeros((height, width, 3), dtype=np.uint8)
+        self._show_image(image)
+        self.loaded_camera_id = camera_id
+        self.set_calibration(calibration or _default_calibration(self.width, self.height))
+        if error:
+            self.show(error, "danger")
+        self._disable_save(False)
+        if self._save_after_load:
+            self._save_after_load = False
+            pn.state.execute(self._save_clicked)
+
+    def _disable_save(self, loading: bool) -> None:
+        self.save_button.disabled = loading or not self.admin
 
     def refresh_snapshot(self) -> None:
-        try:
-            image = take_snapshot(self.app, self.camera_id)
-        except (SourceError, NotFoundError) as error:
-            self.show(f"No snapshot: {error}", "danger")
-            if self.image is None:
-                image = np.zeros((480, 640, 3), dtype=np.uint8)
-            else:
-                return
+        """A new snapshot of the shown camera (its calibration stays as edited)."""
+        camera_id = self.loaded_camera_id
+        image, error = self._snapshot(camera_id)
+        self._in_document(partial(self._show_snapshot, camera_id, image, error))
+
+    def _show_snapshot(self, camera_id: int, image: np.ndarray | None, error: str | None) -> None:
+        if camera_id != self.loaded_camera_id or self.loading:
+            return  # another camera is shown or coming
+        if image is None:
+            self.show(error, "danger")
+            return
+        self._show_image(image)
+        self.validate()
+
+    def _show_image(self, image: np.ndarray) -> None:
         self.image = image
         self.height, self.width = image.shape[:2]
         self.image_source.data = {"image": [_rgba(image)], "dw": [self.width], "dh": [self.height]}
@@ -583,21 +680,19 @@ class CalibrationEditor(pn.viewable.Viewer):
         calibration = self.validate()
         if calibration is None or self.image is None:
             return
+        camera_id, image = self.camera_id, self.image
         self.preview_button.loading = True
         try:
-            detections = await asyncio.to_thread(
-                self.app.detector.detect, self.image, calibration.roi
-            )
+            detections = await asyncio.to_thread(self.app.detector.detect, image, calibration.roi)
         finally:
             self.preview_button.loading = False
-        doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
-            # Bokeh models may only change under the document lock: a next-tick callback.
-            doc.add_next_tick_callback(partial(self._show_preview, calibration, detections))
-        else:
-            self._show_preview(calibration, detections)
+        await self._under_lock(partial(self._show_preview, calibration, detections, camera_id))
 
-    def _show_preview(self, calibration: Calibration, detections) -> int:
+    def _show_preview(
+        self, calibration: Calibration, detections, camera_id: int | None = None
+    ) -> int | None:
+        if camera_id is not None and camera_id != self.camera_id:
+            return None  # boxes of a camera no longer shown
         boxes = detections.xyxy
         self.detection_source.data = {
             "left": boxes[:, 0].tolist(),
@@ -613,25 +708,51 @@ class CalibrationEditor(pn.viewable.Viewer):
         return len(detections)
 
     def save(self) -> bool:
-        """Validate, write the database, apply to the running engine. Admins only."""
+        """Validate, write the database, apply to the running engine. Admins only.
+
+        Call it where the document is held (tests do); the Save button goes through
+        :meth:`_save_clicked`.
+        """
+        camera_id = self._write()
+        if camera_id is None:
+            return False
+        self._apply(camera_id)
+        return True
+
+    async def _save_clicked(self, event=None) -> None:
+        """The button: validating and writing run in the document, so they see what it
+        shows; the engine (which may wait for a stuck camera) is told from a thread."""
+        camera_id = await self._under_lock(self._write)
+        if camera_id is not None:
+            await asyncio.to_thread(self._apply, camera_id)
+
+    def _write(self) -> int | None:
+        """Write the form's calibration to the camera it shows; that camera's id, or None."""
         try:
             require_admin(self.app, self.claims, "change a calibration")
         except AuthError as error:
             self.show(str(error), "danger")
-            return False
+            return None
+        if self.loading:  # the picked camera's lines are not on screen yet
+            self._save_after_load = True
+            self.show("Saving once the picked camera's calibration is shown...", "info")
+            return None
+        camera_id = self.camera_id
         calibration = self.validate()
-        if calibration is None:
-            return False
+        if calibration is None or camera_id is None:
+            return None
         try:
-            self.app.db.set_calibration(self.camera_id, calibration)
+            self.app.db.set_calibration(camera_id, calibration)
         except (NotFoundError, ValueError) as error:
             self.show(f"Not saved: {error}", "danger")
-            return False
+            return None
+        log.info("calibration of camera %s saved by %s", camera_id, self.claims.username)
+        return camera_id
+
+    def _apply(self, camera_id: int) -> None:
         if self.app.engine is not None:
-            self.app.engine.reload_camera(self.camera_id)
-        log.info("calibration of camera %s saved by %s", self.camera_id, self.claims.username)
+            self.app.engine.reload_camera(camera_id)
         self.show("Saved and applied to the running camera.", "success")
-        return True
 
     def show(self, text: str, kind: str) -> None:
         self.status.object = markdown_text(text)  # line ids in messages are typed by users
