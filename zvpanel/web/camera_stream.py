@@ -35,7 +35,7 @@ from tornado.websocket import WebSocketClosedError
 
 from ..engine.hub import ResultHub, Subscription
 from ..engine.result import FrameResult
-from ..errors import NotFoundError
+from .access import visible_camera
 
 __all__ = ["StreamFrame", "Renderer", "Writer", "Viewer", "CameraStream", "StreamRegistry"]
 __all__ += ["streamed_camera"]
@@ -55,20 +55,16 @@ class StreamFrame:
     payload: bytes  # what every viewer writes, as it is
 
 
-def streamed_camera(db: Any, camera_id: str) -> Any | None:
+def streamed_camera(db: Any, camera_id: str, username: str) -> Any | None:
     """The camera a stream URL names (its id as text), or None if there is none to show.
 
-    Deleted (archived) cameras are not shown, as on the feed. Only ASCII digits name a
-    camera (``"²".isdigit()`` is true but ``int()`` refuses it), and an id beyond SQLite's
-    64-bit integers, which makes the query raise OverflowError, names none either.
+    None also for a deleted (archived) camera, as on the feed, and for one outside the
+    stores ``username`` may see (:mod:`.access`): the caller answers all alike. Only
+    ASCII digits name a camera (``"²".isdigit()`` is true but ``int()`` refuses it).
     """
     if not (camera_id.isascii() and camera_id.isdigit()):
         return None
-    try:
-        camera = db.get_camera(int(camera_id))
-    except (NotFoundError, OverflowError):
-        return None
-    return None if camera.archived else camera
+    return visible_camera(db, username, int(camera_id))
 
 
 class Viewer:

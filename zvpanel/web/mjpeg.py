@@ -58,7 +58,7 @@ class MjpegHandler(JsonErrorMixin, RequestHandler):
         except AuthError as error:
             self.send_json_error(401, "unauthorized", f"log in first: {error}")
             return
-        camera = streamed_camera(app.db, camera_id)
+        camera = streamed_camera(app.db, camera_id, claims.username)
         if camera is None:
             self.send_json_error(404, "not_found", f"camera {camera_id} does not exist")
             return

@@ -166,7 +166,7 @@ class VideoHandler(AuthenticatedSocket):
         self._viewer: Viewer | None = None
 
     def open(self, camera_id: str) -> None:
-        camera = streamed_camera(self.app.db, camera_id)
+        camera = streamed_camera(self.app.db, camera_id, self.claims.username)
         if camera is None:
             self.refuse(FeedRequestError("unknown_camera", f"unknown camera {camera_id[:40]!r}"))
             return

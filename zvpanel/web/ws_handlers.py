@@ -39,6 +39,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from ..engine.result import FrameResult
 from ..errors import AuthError
 from ..numbers import finite_float, whole_number
+from .access import visible_cameras
 from .auth import Claims, authenticate_request
 from .feed import (
     ClientMessageError,
@@ -117,8 +118,8 @@ class FeedRegistry:
 
 
 def cameras_visible_to(db: Any, claims: Claims) -> dict[int, Any]:
-    """Cameras ``claims`` may see: every camera that is not deleted (viewers see everything)."""
-    return {camera.id: camera for camera in db.list_cameras()}
+    """Cameras (not deleted) of the stores ``claims`` may see (:mod:`.access` decides)."""
+    return {camera.id: camera for camera in visible_cameras(db, claims.username)}
 
 
 def _parse_camera_id(text: str) -> int:
@@ -162,7 +163,14 @@ class AuthenticatedSocket(JsonErrorMixin, WebSocketHandler):
             self.send_json_error(401, "unauthorized", str(error))
 
     def check_origin(self, origin: str) -> bool:
-        """Called for cross-origin browsers only: allow ``settings.allowed_origins``."""
+        """Allow the same origin and ``settings.allowed_origins``; refuse other sites.
+
+        Tornado 6.6 asks only about requests it sees as cross-origin, but 6.3-6.5 ask
+        about every browser request, the dashboards' own included: the same-origin rule
+        is Tornado's own default, so it is asked first.
+        """
+        if super().check_origin(origin):
+            return True
         netloc = urlsplit(origin).netloc.lower()
         allowed = {
             (urlsplit(entry).netloc if "://" in entry else entry).lower()
