@@ -17,6 +17,7 @@ import panel as pn
 from ..display import markdown_text
 from ..errors import SourceError, ZvpanelError
 from ..sources import mask_source
+from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
 from .layout import page
 from .session import is_admin, require_admin, session_claims
@@ -86,6 +87,10 @@ class AdminView(pn.viewable.Viewer):
         self.add_user_button = pn.widgets.Button(label="Add user", color="primary")
         self.toggle_admin_button = pn.widgets.Button(label="Make / unmake admin (selected)")
         self.reset_password_button = pn.widgets.Button(label="Reset password of selected")
+        self.user_stores = pn.widgets.MultiChoice(
+            label="Stores the selected viewer may see (none: every store)", width=400
+        )
+        self.user_stores_button = pn.widgets.Button(label="Set stores of selected")
         self._wire()
         self.reload()
 
@@ -101,6 +106,7 @@ class AdminView(pn.viewable.Viewer):
             self.add_user_button: self.add_user_action,
             self.toggle_admin_button: self.toggle_admin_action,
             self.reset_password_button: self.reset_password_action,
+            self.user_stores_button: self.set_user_stores_action,
         }
         for button, action in actions.items():
             button.on_click(lambda event, action=action: action())
@@ -115,15 +121,18 @@ class AdminView(pn.viewable.Viewer):
             self.user_name,
             self.user_password,
             self.user_admin,
+            self.user_stores,
         ):
             widget.disabled = not self.admin
         self.stores_table.param.watch(lambda e: self._store_selected(), "selection")
         self.cameras_table.param.watch(lambda e: self._camera_selected(), "selection")
+        self.users_table.param.watch(lambda e: self._user_selected(), "selection")
 
     # ------------------------------------------------------------------ tables
     def reload(self) -> None:
         db = self.app.db
-        stores = db.list_stores()
+        username = self.claims.username if self.claims else None
+        stores = visible_stores(db, username)
         self.stores_table.value = pd.DataFrame(
             [{"id": s.id, "name": s.name, "time zone": s.timezone} for s in stores],
             columns=["id", "name", "time zone"],
@@ -140,7 +149,7 @@ class AdminView(pn.viewable.Viewer):
                     "enabled": c.enabled,
                     "status": statuses[c.id].state if c.id in statuses else "",
                 }
-                for c in db.list_cameras()
+                for c in visible_cameras(db, username)
             ],
             columns=["id", "store", "name", "source", "enabled", "status"],
         )
@@ -149,6 +158,7 @@ class AdminView(pn.viewable.Viewer):
             columns=["username", "admin"],
         )
         self.camera_store.options = {s.name: s.id for s in stores}
+        self.user_stores.options = {s.name: s.id for s in stores}
         if self.camera_store.value is None and stores:
             self.camera_store.value = stores[0].id
 
@@ -169,6 +179,11 @@ class AdminView(pn.viewable.Viewer):
             self.camera_name.value = camera.name
             self.camera_source.value = mask_source(camera.source)
             self.camera_enabled.value = camera.enabled
+
+    def _user_selected(self) -> None:
+        if self.admin and self.users_table.selection:
+            username = str(self._selected(self.users_table, "username"))
+            self.user_stores.value = self.app.db.user_store_ids(username)
 
     # ------------------------------------------------------------------ running actions
     def _run(self, what: str, action) -> bool:
@@ -325,6 +340,18 @@ class AdminView(pn.viewable.Viewer):
 
         return self._run("reset the password", act)
 
+    def set_user_stores_action(self) -> bool:
+        def act():
+            username = str(self._selected(self.users_table, "username"))
+            ids = self.app.db.set_user_stores(username, self.user_stores.value)
+            if not ids:
+                return f"{username!r} may see every store."
+            names = {value: name for name, value in self.user_stores.options.items()}
+            shown = ", ".join(repr(names.get(i, str(i))) for i in ids)
+            return f"{username!r} may see only: {shown}."
+
+        return self._run("set the user's stores", act)
+
     # ------------------------------------------------------------------ layout
     def __panel__(self) -> pn.viewable.Viewable:
         note = (
@@ -356,6 +383,7 @@ class AdminView(pn.viewable.Viewer):
             self.users_table,
             pn.Row(self.user_name, self.user_password, self.user_admin),
             pn.Row(self.add_user_button, self.toggle_admin_button, self.reset_password_button),
+            pn.Row(self.user_stores, self.user_stores_button),
         )
         return pn.Column(
             *note,

@@ -18,6 +18,7 @@ import param
 
 from ..display import csv_frame
 from ..storage.queries import binned_counts, events_frame, occupancy, per_camera
+from ..web.access import visible_stores
 from ..web.auth import Claims
 from .layout import page, periodic
 from .session import session_claims
@@ -56,10 +57,10 @@ class AnalyticsView(pn.viewable.Viewer):
 
     bin = param.Selector(default="h", objects={"By hour": "h", "By day": "D"}, doc="Bin size.")
 
-    def __init__(self, app, **params) -> None:
+    def __init__(self, app, claims: Claims | None = None, **params) -> None:
         super().__init__(**params)
         self.app = app
-        stores = app.db.list_stores()
+        stores = visible_stores(app.db, claims.username if claims else None)
         self.store_select = pn.widgets.Select(
             label="Store", options={s.name: s.id for s in stores}, width=220
         )
@@ -288,5 +289,5 @@ def analytics_page(app=None, claims: Claims | None = None) -> pn.Column:
 
     app = app or get_app()
     claims = claims or session_claims(app)
-    body = AnalyticsView(app) if claims is not None else None
+    body = AnalyticsView(app, claims) if claims is not None else None
     return page("Analytics", "/analytics", body, claims)

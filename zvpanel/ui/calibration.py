@@ -53,6 +53,7 @@ from ..calibration import (
 from ..calibration_check import check_calibration
 from ..display import markdown_text
 from ..errors import AuthError, CalibrationError, NotFoundError, SourceError
+from ..web.access import visible_cameras
 from ..web.auth import Claims
 from .layout import page
 from .session import is_admin, require_admin, session_claims
@@ -138,7 +139,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         #: The camera whose snapshot and calibration the form shows (what Save writes to).
         self.loaded_camera_id: int | None = None
         self._save_after_load = False
-        cameras = app.db.list_cameras()
+        cameras = visible_cameras(app.db, claims.username if claims else None)
         self.camera_select = pn.widgets.Select(
             label="Camera", options={f"{c.name} (#{c.id})": c.id for c in cameras}, width=260
         )

@@ -7,6 +7,7 @@ import param
 
 from ..display import html_text, markdown_text
 from ..engine.result import CameraStatus
+from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
 from .layout import page, periodic
 from .session import session_claims
@@ -118,11 +119,12 @@ class LiveView(pn.viewable.Viewer):
 
     columns = param.Integer(default=2, bounds=(1, 4), doc="Tiles per row.")
 
-    def __init__(self, app, **params) -> None:
+    def __init__(self, app, claims: Claims | None = None, **params) -> None:
         super().__init__(**params)
         self.app = app
-        cameras = app.db.list_cameras()
-        stores = {s.id: s.name for s in app.db.list_stores()}
+        username = claims.username if claims else None
+        cameras = visible_cameras(app.db, username)
+        stores = {s.id: s.name for s in visible_stores(app.db, username)}
         self.names = {c.id: f"{stores.get(c.store_id, '?')} / {c.name}" for c in cameras}
         # Choices.js shows option labels as HTML: the names go in escaped.
         self.options = {html_text(name): cid for cid, name in self.names.items()}
@@ -177,5 +179,5 @@ def live_page(app=None, claims: Claims | None = None) -> pn.Column:
 
     app = app or get_app()
     claims = claims or session_claims(app)
-    body = LiveView(app) if claims is not None else None
+    body = LiveView(app, claims) if claims is not None else None
     return page("Live", "/live", body, claims)
