@@ -37,6 +37,8 @@ START_ARGS = [
     "live",
     "--num-threads",
     "4",
+    "--address",
+    "127.0.0.1",
 ]
 #: Start-up loads the model and opens the demo camera (seconds, generous on 2 busy cores).
 SERVER_START_TIMEOUT_S = 120
@@ -91,7 +93,7 @@ def start_server(
     )
     full_env.update(env or {})
     panel = Path(sys.executable).with_name("panel")
-    command = [str(panel), *START_ARGS[1:], "--port", str(port), "--address", "127.0.0.1"]
+    command = [str(panel), *START_ARGS[1:], "--port", str(port)]
     command += ["--allow-websocket-origin", f"127.0.0.1:{port}", *args]
     log = folder / "server.log"
     with open(log, "ab") as out:

@@ -36,6 +36,7 @@ class App:
     # ------------------------------------------------------------------ start / stop
     def start(self) -> App:
         try:
+            self.check_secret()
             self.start_database()
             self.start_bootstrap()
             self.start_hub()
@@ -62,6 +63,11 @@ class App:
         self.stop()
 
     # ------------------------------------------------------------------ steps
+    def check_secret(self) -> None:
+        """Stop now, naming ZVPANEL_JWT_SECRET, if no login could be signed (outside dev
+        mode), rather than start and answer every login with an error."""
+        self.settings.secret()
+
     def start_database(self) -> None:
         """Open the SQLite file (created and migrated on first use)."""
         self.db = Database(self.settings.db_file)

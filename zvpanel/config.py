@@ -194,10 +194,22 @@ class Settings(BaseSettings):
         # a restart. It is generated, never hard-coded.
         path = self.data_dir / DEV_SECRET_FILE
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            _write_private(path, secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by its owner only, before anything is written into it.
+
+    ``O_EXCL``: if another process creates it first, that one's secret is kept.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def _describe(error: ValidationError) -> str:

@@ -3,7 +3,8 @@
 * ``ZVPANEL_ADMIN_USERNAME``/``ZVPANEL_ADMIN_PASSWORD`` set and that user missing: it is
   created as an admin (an existing user is left alone; its password is not reset).
 * No user at all and ``ZVPANEL_DEV_MODE=1``: ``admin``/``admin`` is created, with a
-  warning. Never outside development mode.
+  warning. Never outside development mode, where a database that still has it (made in
+  development mode) is refused until that password is changed.
 * ``ZVPANEL_DEMO`` on (the default), no store, and no demo created before in this
   database: "Demo store" (UTC) with "Demo camera" playing ``ZVPANEL_SAMPLE_VIDEO``,
   calibrated with :data:`DEMO_CALIBRATION`. Deleting the demo store later does not bring
@@ -68,6 +69,7 @@ class BootstrapResult:
 
 def bootstrap(db: Database, settings: Settings) -> BootstrapResult:
     """Create the first admin and the demo store if the settings ask for them."""
+    _refuse_dev_password(db, settings)
     admin = _settings_admin(db, settings) or _dev_admin(db, settings)
     store_id, camera_id = _demo(db, settings) if settings.demo else (None, None)
     return BootstrapResult(admin, store_id, camera_id)
@@ -92,6 +94,18 @@ def _settings_admin(db: Database, settings: Settings) -> str | None:
         return None  # another process created it a moment ago
     log.info("created admin user %r from the settings", username)
     return username
+
+
+def _refuse_dev_password(db: Database, settings: Settings) -> None:
+    """Outside development mode, the development admin's well-known password must be gone."""
+    if settings.dev_mode or db.authenticate(DEV_ADMIN_USERNAME, DEV_ADMIN_USERNAME) is None:
+        return
+    raise ConfigError(
+        f"user {DEV_ADMIN_USERNAME!r} still has the development password "
+        f"{DEV_ADMIN_USERNAME!r} (this database was made with {ENV_PREFIX}DEV_MODE=1). "
+        f"Set a real password with 'zvpanel user passwd {DEV_ADMIN_USERNAME}' (or disable "
+        f"the user with 'zvpanel user disable {DEV_ADMIN_USERNAME}'), then start again."
+    )
 
 
 def _dev_admin(db: Database, settings: Settings) -> str | None:
