@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
 
@@ -411,8 +412,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         """Show ``calibration`` in the drawing and the inputs."""
         self.lines = [line.model_dump() for line in calibration.lines]
         roi = calibration.roi
-        self._syncing = True
-        try:
+        with self._quietly():
             self.roi_enabled.value = roi is not None
             values = roi or (0, 0, self.width, self.height)
             for widget, value in zip(self.roi_inputs, values, strict=True):
@@ -420,14 +420,23 @@ class CalibrationEditor(pn.viewable.Viewer):
             self.fps.value = calibration.detection_fps
             self.line_select.options = [line["id"] for line in self.lines]
             self.line_select.value = self.lines[0]["id"]
-        finally:
-            self._syncing = False
         self._show_line()
         self._draw_roi()
         self._draw_lines()
         self.validate()
 
     # ------------------------------------------------------------------ drawing <-> inputs
+    @contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Changes of inputs and drawing made inside do not call the editor's own
+        watchers back (they would redo what is being done). Everything runs in the
+        document (one thread), so one flag suffices; it nests."""
+        was, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = was
+
     def _roi_values(self) -> tuple[float, float, float, float]:
         return tuple(float(w.value or 0) for w in self.roi_inputs)
 
@@ -449,35 +458,26 @@ class CalibrationEditor(pn.viewable.Viewer):
         if not new.get("x"):
             return
         x, y, w, h = (float(new[k][-1]) for k in ("x", "y", "width", "height"))
-        self._syncing = True
-        try:
+        with self._quietly():
             self.roi_enabled.value = True
             for widget, value in zip(
                 self.roi_inputs, (x - w / 2, y - h / 2, x + w / 2, y + h / 2), strict=True
             ):
                 widget.value = round(value, 1)
-        finally:
-            self._syncing = False
         self.validate()
 
     def _roi_typed(self, *_) -> None:
         if self._syncing:
             return
-        self._syncing = True
-        try:
+        with self._quietly():
             self._draw_roi()
-        finally:
-            self._syncing = False
         self.validate()
 
     def _draw_lines(self) -> None:
         xs = [[ln["x1"], ln["x2"]] for ln in self.lines]
         ys = [[ln["y1"], ln["y2"]] for ln in self.lines]
-        was, self._syncing = self._syncing, True
-        try:
+        with self._quietly():
             self.lines_source.data = {"xs": xs, "ys": ys}
-        finally:
-            self._syncing = was
         self._draw_arrows()
 
     def _draw_arrows(self) -> None:
@@ -534,12 +534,9 @@ class CalibrationEditor(pn.viewable.Viewer):
     def _refresh_line_select(self) -> None:
         current = self.line_select.value
         ids = [ln["id"] for ln in self.lines]
-        self._syncing = True
-        try:
+        with self._quietly():
             self.line_select.options = ids
             self.line_select.value = current if current in ids else (ids[0] if ids else None)
-        finally:
-            self._syncing = False
         self._show_line()
 
     def _current_index(self) -> int | None:
@@ -550,8 +547,7 @@ class CalibrationEditor(pn.viewable.Viewer):
 
     def _show_line(self) -> None:
         index = self._current_index()
-        was, self._syncing = self._syncing, True
-        try:
+        with self._quietly():
             if index is None:
                 return
             ln = self.lines[index]
@@ -559,8 +555,6 @@ class CalibrationEditor(pn.viewable.Viewer):
             for widget, key in zip(self.line_inputs, ("x1", "y1", "x2", "y2"), strict=True):
                 widget.value = float(ln[key])
             self.orientation.value = ln["orientation"]
-        finally:
-            self._syncing = was
 
     def _line_typed(self, *_) -> None:
         if self._syncing:
@@ -587,12 +581,9 @@ class CalibrationEditor(pn.viewable.Viewer):
         self.validate()
 
     def _refresh_line_select_to(self, line_id: str) -> None:
-        self._syncing = True
-        try:
+        with self._quietly():
             self.line_select.options = [ln["id"] for ln in self.lines]
             self.line_select.value = line_id
-        finally:
-            self._syncing = False
 
     def add_line(self) -> None:
         w, h = self.width or 640, self.height or 480
