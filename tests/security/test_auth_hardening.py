@@ -286,6 +286,11 @@ def test_login_throttle_counts_per_username_and_address_across_both_logins(site)
 def test_password_change_ends_sockets_streams_and_pages(site, browser):
     token = site.token(DAVE, DAVE_PASSWORD)
     feed, stream = OpenFeed(site, token), MjpegViewer(site, token)
+    context, page = new_page(browser)  # a page left open, on another login of dave's
+    login(page, site.url, DAVE, DAVE_PASSWORD)
+    page.wait_for_url("**/live")
+    page.locator(".zv-nav").wait_for()
+    site.tokens.append(session_token(context))
     # The CLI is another process: the server learns of it from the database.
     said = zvpanel_cli(
         site.server.db, "user", "passwd", DAVE, "--password-stdin", stdin="dave-new-password\n"
@@ -295,6 +300,8 @@ def test_password_change_ends_sockets_streams_and_pages(site, browser):
     assert code == 1008 and "revoked" in reason
     assert last["type"] == "error" and last["code"] == "token_revoked"
     assert stream.ended() > 0
+    page.wait_for_url("**/login**")  # the open page ended itself
+    context.close()
     assert_refused(site, token)
     assert_page_refused(site, token)
     assert_browser_sent_to_login(browser, site, token)

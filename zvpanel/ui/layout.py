@@ -1,4 +1,5 @@
-"""The frame around every page: navigation, who is logged in, logout, end of the login."""
+"""The frame around every page: navigation, who is logged in, logout, end of the login
+(at its expiry, or when its token stops working)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import panel as pn
 from ..display import html_text
 from ..web.auth import Claims
 from ..web.auth_module import login_url, logout_url
+from ..web.revocation import SESSION_WATCH
 from .session import seconds_left
 
 __all__ = ["PAGES", "page", "periodic", "end_session"]
@@ -82,7 +84,22 @@ def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | Non
     if claims is not None and _served():
         delay_ms = max(1, round(seconds_left(claims) * 1000))
         pn.state.add_periodic_callback(lambda: end_session(column, path), period=delay_ms, count=1)
+        _end_when_revoked(column, path, claims)
     return column
+
+
+def _end_when_revoked(column: pn.Column, path: str, claims: Claims) -> None:
+    """End the page soon after its token stops working (password changed, user disabled,
+    logged out), like at its expiry."""
+    from ..app import get_app  # the served process's App
+
+    doc = pn.state.curdoc
+
+    def end(reason: str) -> None:  # on the watch's thread: through the document's lock
+        doc.add_next_tick_callback(lambda: end_session(column, path))
+
+    watched = SESSION_WATCH.watch(get_app().db, claims, end, on_loop=False)
+    pn.state.on_session_destroyed(lambda context: SESSION_WATCH.unwatch(watched))
 
 
 def end_session(column: pn.Column, path: str) -> None:

@@ -39,7 +39,7 @@ class Watched:
 
     db: Any
     claims: Claims
-    loop: IOLoop
+    loop: IOLoop | None  # None: ``end`` is thread-safe and runs on the watch's thread
     end: Callable[[str], None]
 
 
@@ -56,9 +56,12 @@ class SessionWatch:
         self._revisions: dict[Any, int] = {}  # database -> users_revision seen last
         self._thread: threading.Thread | None = None
 
-    def watch(self, db: Any, claims: Claims, end: Callable[[str], None]) -> Watched:
-        """Watch a connection opened on the current IOLoop; ``end(reason)`` runs there."""
-        entry = Watched(db, claims, IOLoop.current(), end)
+    def watch(
+        self, db: Any, claims: Claims, end: Callable[[str], None], *, on_loop: bool = True
+    ) -> Watched:
+        """Watch a connection opened on the current IOLoop; ``end(reason)`` runs there
+        (``on_loop=False``: on the watch's thread, for an ``end`` that is thread-safe)."""
+        entry = Watched(db, claims, IOLoop.current() if on_loop else None, end)
         with self._lock:
             self._watched.add(entry)
             self._fresh.add(entry)
@@ -105,7 +108,10 @@ class SessionWatch:
             check_user(entry.db, entry.claims)
         except AuthError as error:
             self.unwatch(entry)
-            entry.loop.add_callback(entry.end, str(error))
+            if entry.loop is None:
+                entry.end(str(error))
+            else:
+                entry.loop.add_callback(entry.end, str(error))
 
 
 #: The one watch of a server process (every socket and stream route registers here).
