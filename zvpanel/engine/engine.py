@@ -57,7 +57,11 @@ class Engine:
         self.realtime = realtime
         self._workers: dict[int, CameraWorker] = {}
         # Serialises start/stop/reload: they may come from a web request and a CLI at once.
+        # Held only to read or swap ``_workers``, never while a thread is joined: a stream
+        # that takes long to close must not hold up status queries or other cameras.
         self._lock = threading.RLock()
+        # One per camera: the changes of one camera are applied one after another.
+        self._camera_locks: dict[int, threading.Lock] = {}
         self._running = False
         # Changes made through ``db`` (dashboards, admin pages) are applied by a small
         # thread, so the request that made the change never waits for a capture to close.
@@ -72,14 +76,15 @@ class Engine:
             if self._running:
                 return
             self._running = True
-            for camera in self.db.list_cameras():
-                self._sync_or_report(camera.id)
+            # Listening first, so no change made while the cameras start is missed.
             if hasattr(self.db, "subscribe"):
                 self._unsubscribe = self.db.subscribe(self._on_change)
                 self._reloader = threading.Thread(
                     target=self._reload_loop, name="zvpanel-engine-reload", daemon=True
                 )
                 self._reloader.start()
+        for camera in self.db.list_cameras():
+            self.reload_camera(camera.id)
 
     def stop(self) -> None:
         """Stop every worker: threads joined, captures released."""
@@ -93,11 +98,7 @@ class Engine:
             self._changes.put(None)
             self._reloader.join()
             self._reloader = None
-        # Signal all first so they wind down together, then join each.
-        for worker in workers:
-            worker.request_stop()
-        for worker in workers:
-            worker.stop()
+        _stop_all(workers)
 
     def __enter__(self) -> Engine:
         self.start()
@@ -107,10 +108,23 @@ class Engine:
         self.stop()
 
     def reload_camera(self, camera_id: int) -> None:
-        """Apply a change to one camera (calibration, enabled, source, added or deleted)."""
-        with self._lock:
+        """Apply a change to one camera (calibration, enabled, source, added or deleted).
+
+        Returns once the change is applied: a worker being replaced is stopped first,
+        which waits for its stream to close (up to the source's timeouts). Only this
+        camera's changes wait meanwhile.
+        """
+        with self._camera_lock(camera_id):
             if self._running:
                 self._sync_or_report(camera_id)
+
+    def request_reload(self, camera_id: int) -> None:
+        """Like :meth:`reload_camera`, but on the engine's reload thread: returns at once
+        (for a web request, which must not wait for a stream to close)."""
+        if self._reloader is not None:
+            self._changes.put(int(camera_id))
+        else:
+            self.reload_camera(camera_id)
 
     # ------------------------------------------------------------------ queries
     def statuses(self) -> dict[int, CameraStatus]:
@@ -175,8 +189,9 @@ class Engine:
             return None
 
     def _reload_all(self) -> None:
+        rows = {camera.id for camera in self.db.list_cameras()}
         with self._lock:
-            camera_ids = set(self._workers) | {camera.id for camera in self.db.list_cameras()}
+            camera_ids = set(self._workers) | rows
         for camera_id in sorted(camera_ids):
             try:
                 self.reload_camera(camera_id)
@@ -189,30 +204,35 @@ class Engine:
             self._sync(camera_id)
         except ZvpanelError as error:
             log.error("camera %s: cannot start: %s", camera_id, error)
-            self._stop_worker(camera_id)
+            self._retire(camera_id)
             self.hub.set_status(CameraStatus(camera_id, state="offline", last_error=str(error)))
 
     def _sync(self, camera_id: int) -> None:
+        """Bring one camera in line with its row (its camera lock held, not the engine's).
+
+        A status is set after the old worker stopped, so its last "stopped" does not
+        hide why the camera is not running.
+        """
         camera = self._camera(camera_id)
-        worker = self._workers.get(camera_id)
         if camera is None:  # deleted
-            self._stop_worker(camera_id)
+            self._retire(camera_id)
             self.hub.forget(camera_id)
             return
         if not camera.enabled:
-            self._stop_worker(camera_id)
+            self._retire(camera_id)
             self.hub.set_status(CameraStatus(camera_id, state="stopped", last_error=DISABLED))
             return
         calibration = self._calibration(camera_id)
         if calibration is None:
-            self._stop_worker(camera_id)
+            self._retire(camera_id)
             self.hub.set_status(CameraStatus(camera_id, state="offline", last_error=NOT_CALIBRATED))
             return
         spec = CameraSpec.from_camera(camera)
+        worker = self.worker(camera_id)
         if worker is not None and worker.camera == spec:
             worker.apply_calibration(calibration)
             return
-        self._stop_worker(camera_id)  # new camera, or its source/store changed
+        self._retire(camera_id)  # new camera, or its source/store changed
         self._start_worker(spec, calibration)
 
     def _start_worker(self, spec: CameraSpec, calibration: Calibration) -> None:
@@ -227,15 +247,24 @@ class Engine:
             realtime=self.realtime,
             labels=tuple(getattr(self.detector, "labels", ("person",))),
         )
-        worker.start()
-        self._workers[spec.id] = worker
+        with self._lock:
+            if not self._running:  # stopped meanwhile
+                return
+            worker.start()
+            self._workers[spec.id] = worker
         log.info("camera %s: started (%s)", spec.id, spec.name or mask_source(spec.source))
 
-    def _stop_worker(self, camera_id: int) -> None:
-        worker = self._workers.pop(camera_id, None)
+    def _retire(self, camera_id: int) -> None:
+        """Take the camera's worker out under the lock, then stop it outside the lock."""
+        with self._lock:
+            worker = self._workers.pop(camera_id, None)
         if worker is not None:
             worker.stop()
             log.info("camera %s: stopped", camera_id)
+
+    def _camera_lock(self, camera_id: int) -> threading.Lock:
+        with self._lock:
+            return self._camera_locks.setdefault(camera_id, threading.Lock())
 
     def _camera(self, camera_id: int) -> Any | None:
         """The camera's row, or None if it does not exist or was deleted."""
@@ -252,3 +281,18 @@ class Engine:
             return self.db.get_calibration(camera_id)
         except NotFoundError:
             return None
+
+
+def _stop_all(workers: list[CameraWorker]) -> None:
+    """Stop workers in parallel: each may wait for its stream to close (source timeouts),
+    so one after another would add those waits up."""
+    for worker in workers:
+        worker.request_stop()
+    stoppers = [
+        threading.Thread(target=worker.stop, name=f"zvpanel-stop-{worker.camera_id}", daemon=True)
+        for worker in workers
+    ]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()

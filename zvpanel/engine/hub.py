@@ -6,6 +6,11 @@ the usual listener keeps a one-slot "newest" buffer and wakes its own event loop
 ``IOLoop.add_callback``. Nobody waits on a slow viewer. The one exception to "return at
 once" is a video stream (``zvpanel.web.camera_stream``), which encodes the frame right
 there, once for all its viewers, while someone watches (a millisecond or two per frame).
+
+A camera's status reaches ``on_status`` listeners when its state or reason changes
+(:meth:`ResultHub.set_status` while no frame comes: connecting, reconnecting, offline,
+disabled; and on the first frame after such a state), so a feed can say why a camera
+went quiet.
 """
 
 from __future__ import annotations
@@ -18,19 +23,24 @@ from dataclasses import dataclass
 
 from .result import CameraStatus, FrameResult
 
-__all__ = ["ResultHub", "Subscription", "Listener"]
+__all__ = ["ResultHub", "Subscription", "Listener", "StatusListener"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[FrameResult], None]
+StatusListener = Callable[[CameraStatus], None]
 
 
 @dataclass(eq=False)
 class Subscription:
     hub: ResultHub
     camera_ids: frozenset[int] | None  # None: every camera
-    listener: Listener
+    listener: Listener | None  # None: statuses only
     wants_frames: bool = False
+    on_status: StatusListener | None = None
+
+    def wants(self, camera_id: int) -> bool:
+        return self.camera_ids is None or camera_id in self.camera_ids
 
     def close(self) -> None:
         self.hub._remove(self)
@@ -54,20 +64,37 @@ class ResultHub:
     def publish(self, result: FrameResult) -> None:
         with self._lock:
             self._latest[result.camera_id] = result
+            previous = self._status.get(result.camera_id)
             self._status[result.camera_id] = result.status
-            subs = [
-                s for s in self._subs if s.camera_ids is None or result.camera_id in s.camera_ids
-            ]
+            subs = [s for s in self._subs if s.wants(result.camera_id)]
+        # A frame says "online" itself; a status is told only when it ends another state.
+        if previous is not None and _changed(previous, result.status):
+            self._tell_status(subs, result.status)
         for sub in subs:
+            if sub.listener is None:
+                continue
             try:
                 sub.listener(result)
             except Exception:  # a broken listener must not stop the camera
                 log.exception("listener failed for camera %s", result.camera_id)
 
     def set_status(self, status: CameraStatus) -> None:
-        """Status without a frame (connecting, reconnecting, offline)."""
+        """Status without a frame (connecting, reconnecting, offline, stopped)."""
         with self._lock:
+            previous = self._status.get(status.camera_id)
             self._status[status.camera_id] = status
+            subs = [s for s in self._subs if s.wants(status.camera_id)]
+        if previous is None or _changed(previous, status):
+            self._tell_status(subs, status)
+
+    def _tell_status(self, subs: list[Subscription], status: CameraStatus) -> None:
+        for sub in subs:
+            if sub.on_status is None:
+                continue
+            try:
+                sub.on_status(status)
+            except Exception:  # a broken listener must not stop the camera
+                log.exception("status listener failed for camera %s", status.camera_id)
 
     def forget(self, camera_id: int) -> None:
         with self._lock:
@@ -91,12 +118,15 @@ class ResultHub:
 
     def subscribe(
         self,
-        listener: Listener,
+        listener: Listener | None,
         camera_ids: Iterable[int] | None = None,
         wants_frames: bool = False,
+        on_status: StatusListener | None = None,
     ) -> Subscription:
+        """Call ``listener`` with each result and ``on_status`` with each status change
+        of ``camera_ids`` (every camera, also those added later, if None)."""
         ids = None if camera_ids is None else frozenset(camera_ids)
-        sub = Subscription(self, ids, listener, wants_frames)
+        sub = Subscription(self, ids, listener, wants_frames, on_status)
         with self._lock:
             self._subs.append(sub)
             if wants_frames:
@@ -112,3 +142,8 @@ class ResultHub:
             if sub.wants_frames:
                 for camera_id in sub.camera_ids or ():
                     self._frame_demand[camera_id] -= 1
+
+
+def _changed(previous: CameraStatus, status: CameraStatus) -> bool:
+    """A change worth telling: another state, or another reason for it."""
+    return (previous.state, previous.reason) != (status.state, status.reason)

@@ -30,6 +30,11 @@ class CameraStatus:
     frames_dropped: int = 0  # decoded but never processed (the engine only takes the newest)
     hardware_limited: bool = False
 
+    @property
+    def reason(self) -> str | None:
+        """Why the camera is not online (its newest problem); None while it is online."""
+        return None if self.state == "online" else self.last_error
+
     def as_dict(self) -> dict:
         return {
             "camera_id": self.camera_id,

@@ -14,6 +14,7 @@ and read the newest frame; what they were too slow to see is counted, never queu
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -46,15 +47,22 @@ __all__ = [
     "CameraSource",
     "RECONNECT_INITIAL_S",
     "RECONNECT_MAX_S",
+    "RECONNECT_JITTER",
     "STOP_TIMEOUT_S",
+    "reconnect_delay",
 ]
 
 log = logging.getLogger(__name__)
 
-# Reconnect delays: 0.5 s, 1 s, 2 s, ... capped at 30 s, reset after a frame arrives.
+# Reconnect delays: 0.5 s, 1 s, 2 s, ... capped at RECONNECT_MAX_S, reset after a frame
+# arrives. The cap keeps a stream that comes back found within 10 s (one delay plus one
+# open), while a dead host is still tried only every few seconds.
 RECONNECT_INITIAL_S = 0.5
 RECONNECT_FACTOR = 2.0
-RECONNECT_MAX_S = 30.0
+RECONNECT_MAX_S = 6.0
+# Each delay is shortened by up to this share at random, so cameras that lost the same
+# network at once do not all retry in the same instant.
+RECONNECT_JITTER = 0.25
 # The thread may be inside an FFmpeg open or read when asked to stop; both give up after
 # their timeouts, so a join this long sees the thread end.
 STOP_TIMEOUT_S = OPEN_TIMEOUT_S + READ_TIMEOUT_S + 1.0
@@ -64,6 +72,11 @@ MAX_PACING_LAG_S = 1.0
 
 # The same values as zvpanel.engine.result.SourceState (kept here to avoid an import cycle).
 SourceState = Literal["starting", "online", "reconnecting", "offline", "stopped"]
+
+
+def reconnect_delay(backoff: float) -> float:
+    """The wait before the next reconnect: ``backoff`` (capped), less a random jitter."""
+    return min(backoff, RECONNECT_MAX_S) * (1.0 - RECONNECT_JITTER * random.random())
 
 
 @dataclass(frozen=True)
@@ -264,7 +277,7 @@ class CameraSource:
             except Exception as exc:  # top of the thread loop: log, back off, keep going
                 log.exception("camera %s: unexpected error reading %s", self.camera_id, self.name)
                 self._set_state("reconnecting", f"unexpected error reading {self.name!r}: {exc!r}")
-                if self._stop.wait(backoff):
+                if self._stop.wait(reconnect_delay(backoff)):
                     return
                 backoff = min(backoff * RECONNECT_FACTOR, RECONNECT_MAX_S)
                 with self._lock:
@@ -364,8 +377,9 @@ class CameraSource:
                 return
             if got_frame:
                 backoff = RECONNECT_INITIAL_S
-            self._fail("reconnecting", f"{error}; retrying in {backoff:g} s")
-            if self._stop.wait(backoff):
+            delay = reconnect_delay(backoff)
+            self._fail("reconnecting", f"{error}; retrying in {delay:.1f} s")
+            if self._stop.wait(delay):
                 return
             backoff = min(backoff * RECONNECT_FACTOR, RECONNECT_MAX_S)
             with self._lock:

@@ -205,8 +205,9 @@ class AdminView(pn.viewable.Viewer):
         self.status.visible = True
 
     def _reload_engine(self, camera_id: int) -> None:
+        # Queued, not waited for: stopping a camera can wait for its stream to close.
         if self.app.engine is not None:
-            self.app.engine.reload_camera(camera_id)
+            self.app.engine.request_reload(camera_id)
 
     # stores
     def add_store_action(self) -> bool:

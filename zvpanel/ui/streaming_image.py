@@ -15,7 +15,9 @@ with track id and confidence. So:
   arrived while it was busy.
 
 If the connection drops (server restart, network) the pane reconnects after
-:data:`RETRY_MS`. A refusal (unknown camera, expired login) is shown, not retried.
+:data:`RETRY_MS`. A refusal (unknown camera, expired login) is shown, not retried. A
+camera that is not online (disabled, reconnecting, offline) says so over the video, with
+the reason the server sends in its ``status`` message.
 """
 
 from __future__ import annotations
@@ -134,7 +136,16 @@ class StreamingImage(JSComponent):
       const ctx = canvas.getContext("2d");
 
       let socket = null, timer = null, busy = false, waiting = null, closed = false;
+      // Why the camera shows no live video, from the server's "status" messages ("" while
+      // it is online): kept over a frame shown from before, e.g. of a camera now disabled.
+      let state = "";
       function say(text) { note.textContent = text; note.style.display = text ? "" : "none"; }
+      function status(message) {
+        state = message.state === "online" ? "" :
+          message.state + (message.reason ? ": " + message.reason : "");
+        note.dataset.state = message.state;
+        say(state);
+      }
 
       async function show(message) {
         // Decode and paint one frame; a frame that arrived meanwhile replaces any older one.
@@ -152,7 +163,7 @@ class StreamingImage(JSComponent):
           overlay(ctx, header);
           canvas.dataset.frame = header.frame;
           canvas.dataset.camera = header.camera_id;
-          say("");
+          say(state);
         } catch (error) {
           say("cannot show a frame: " + error.message);
         } finally {
@@ -173,9 +184,10 @@ class StreamingImage(JSComponent):
         socket = new WebSocket(scheme + location.host + model.src);
         socket.binaryType = "arraybuffer";
         socket.onmessage = (event) => {
-          if (typeof event.data === "string") {  // the server's error message
+          if (typeof event.data === "string") {  // the server's error or status message
             const message = JSON.parse(event.data);
             if (message.type === "error") say(message.message);
+            if (message.type === "status") status(message);
             return;
           }
           if (busy) waiting = event.data; else show(event.data);

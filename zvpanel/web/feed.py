@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from ..counting import CrossingEvent
-from ..engine.result import FrameResult
+from ..engine.result import CameraStatus, FrameResult
 from ..errors import ZvpanelError
 from ..numbers import refuse_json_constant
 
@@ -30,6 +30,7 @@ __all__ = [
     "detections_message",
     "event_messages",
     "hello_message",
+    "status_message",
     "error_message",
     "with_dropped",
     "MessageCache",
@@ -39,7 +40,7 @@ __all__ = [
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 #: Server -> client message types, one schema file each.
-MESSAGE_TYPES = ("detections", "event", "hello", "pong", "settings", "error")
+MESSAGE_TYPES = ("detections", "event", "status", "hello", "pong", "settings", "error")
 #: Decimals kept in pixel coordinates, normalised coordinates and confidences.
 PIXEL_DECIMALS = 1
 NORMALISED_DECIMALS = 5
@@ -153,6 +154,17 @@ def hello_message(endpoint: str, username: str, camera_ids: list[int], **options
         "user": username,
         "camera_ids": sorted(camera_ids),
     } | options
+
+
+def status_message(status: CameraStatus) -> dict[str, Any]:
+    """A camera's state changed (e.g. it is reconnecting, and why): ``schemas/status.json``."""
+    return {
+        "type": "status",
+        "camera_id": int(status.camera_id),
+        "state": status.state,
+        "reason": status.reason,
+        "timestamp": iso_utc(datetime.now(timezone.utc)),
+    }
 
 
 def error_message(code: str, message: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Each message is ``[4-byte big-endian header length][header JSON][JPEG]``: the he
 (``schemas/frame.json``) carries the detections, counts, status and calibration of the
 frame; the JPEG is the raw frame. The browser draws the overlay itself
 (:class:`zvpanel.ui.streaming_image.StreamingImage`), so the server spends nothing on
-drawing, and the boxes always belong to the frame they are drawn on.
+drawing, and the boxes always belong to the frame they are drawn on. A change of the
+camera's state comes as a ``status`` JSON text message (``schemas/status.json``): at
+once on connect if the camera is not online, then whenever it changes.
 
 JPEG bytes travel as they are (binary WebSocket messages: no base64, no raw pixels).
 Each frame is encoded and packed once per camera whatever the number of viewers, only
@@ -23,13 +25,15 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
 
 from ..annotate import entry_arrow
 from ..calibration import Calibration
-from ..engine.result import FrameResult
+from ..engine.hub import Subscription
+from ..engine.result import CameraStatus, FrameResult
 from .camera_stream import StreamRegistry, Viewer, streamed_camera
-from .feed import PIXEL_DECIMALS, error_message
+from .feed import PIXEL_DECIMALS, error_message, status_message
 from .jpeg import DEFAULT_QUALITY, encode_jpeg
 from .ws_handlers import AuthenticatedSocket, FeedRequestError
 
@@ -164,6 +168,7 @@ class VideoHandler(AuthenticatedSocket):
         super().initialize(app_provider)
         self._streams = streams
         self._viewer: Viewer | None = None
+        self._statuses: Subscription | None = None
 
     def open(self, camera_id: str) -> None:
         camera = streamed_camera(self.app.db, camera_id, self.claims.username)
@@ -173,6 +178,22 @@ class VideoHandler(AuthenticatedSocket):
         self.set_nodelay(True)
         self.close_at_expiry()
         self._viewer = self._streams.watch(camera.id, self._write_frame)
+        self._follow_status(camera.id)
+
+    def _follow_status(self, camera_id: int) -> None:
+        """Send a ``status`` text message now if the camera is not online (so a disabled
+        or unreachable camera says why there is no video), and whenever it changes."""
+        loop = IOLoop.current()
+        self._statuses = self.app.hub.subscribe(
+            None, [camera_id], on_status=lambda status: loop.add_callback(self._send_status, status)
+        )
+        status = self.app.hub.status(camera_id)
+        if status is not None and status.state != "online":
+            self._send_status(status)
+
+    def _send_status(self, status: CameraStatus) -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            self.write_message(json.dumps(status_message(status)))
 
     def _write_frame(self, frame: bytes) -> asyncio.Future[None] | None:
         """Write a ready WebSocket frame (see :func:`video_frame`): None if the socket took
@@ -204,6 +225,9 @@ class VideoHandler(AuthenticatedSocket):
 
     def on_close(self) -> None:
         super().on_close()
+        if self._statuses is not None:
+            self._statuses.close()
+            self._statuses = None
         if self._viewer is not None:
             self._streams.unwatch(self._viewer)
             self._viewer = None

@@ -11,10 +11,16 @@ never delays the other clients.
 Routes (see :mod:`zvpanel.web.routes`):
 
 - ``/ws/detections/{camera_id}?max_fps=``
-- ``/ws/detections?camera_ids=1,2,3&max_fps=`` (all visible cameras without ``camera_ids``)
+- ``/ws/detections?camera_ids=1,2,3&max_fps=`` (without ``camera_ids``: every camera the
+  user may see, also those added after the socket opened)
 - ``/ws/live/{camera_id}?frames=annotated|raw&max_height=&quality=&max_fps=``: each
   ``detections`` message is followed by the frame as a binary JPEG message
 - ``/ws/events``: one ``event`` message per entry/exit of every camera the user may see
+  (also those added later)
+
+Every route also sends a ``status`` message when a camera's state changes (reconnecting,
+offline, stopped, back online) and, on connect, for each camera that is not online, so a
+camera that went quiet says why.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from tornado.locks import Event
 from tornado.util import TimeoutError as TornadoTimeoutError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..engine.result import FrameResult
+from ..engine.result import CameraStatus, FrameResult
 from ..errors import AuthError
 from ..numbers import finite_float, whole_number
 from .access import visible_cameras
@@ -48,6 +54,7 @@ from .feed import (
     event_messages,
     hello_message,
     parse_client_message,
+    status_message,
     with_dropped,
 )
 from .jpeg import FrameEncoder, FrameVariant
@@ -81,6 +88,9 @@ EVENT_QUEUE_MAX = 1000
 #: closed (a vanished client must not hold its subscription forever).
 PING_INTERVAL_S = 30.0
 PING_TIMEOUT_S = 30.0
+#: A socket that follows new cameras asks the database about a camera it does not know
+#: (one that was just added, or one the user may not see) at most this often.
+NEW_CAMERA_CHECK_S = 2.0
 #: WebSocket close codes (RFC 6455): refused request, and a server-side failure.
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_SERVER_ERROR = 1011
@@ -247,6 +257,11 @@ class FeedHandler(AuthenticatedSocket):
         self._wake_scheduled = False
         self._control: deque[dict[str, Any]] = deque(maxlen=CONTROL_QUEUE_MAX)
         self._subscription = None
+        # True: every camera the user may see, also those added after the socket opened.
+        self.follows_new_cameras = False
+        self._cameras: frozenset[int] = frozenset()  # read on engine threads
+        self._statuses: dict[int, CameraStatus] = {}  # newest unsent status per camera
+        self._next_camera_check = 0.0
 
     # ------------------------------------------------------------------ connection
     def open(self, *args: str) -> None:
@@ -263,10 +278,14 @@ class FeedHandler(AuthenticatedSocket):
         self._control.append(
             hello_message(self.endpoint, self.claims.username, self.camera_ids, **self.options())
         )
+        self._cameras = frozenset(self.camera_ids)
         self._subscription = self.app.hub.subscribe(
-            self._on_result, self.camera_ids, wants_frames=self.wants_frames
+            self._on_result,
+            None if self.follows_new_cameras else self.camera_ids,
+            wants_frames=self.wants_frames,
+            on_status=self._on_status,
         )
-        self.seed()
+        self.seed(self.camera_ids)
         self.loop.add_callback(self._run_sender)
 
     def configure(self, *args: str) -> None:
@@ -276,12 +295,23 @@ class FeedHandler(AuthenticatedSocket):
     def options(self) -> dict[str, Any]:
         return {"max_fps": self.max_fps}
 
-    def seed(self) -> None:
-        """Queue what a new client sees at once (the newest result of each camera)."""
-        for camera_id in self.camera_ids:
+    def seed(self, camera_ids: list[int]) -> None:
+        """Queue what a new client sees at once: each camera's newest result, or why it
+        has none (a result kept from before an outage would not be the truth)."""
+        for camera_id in camera_ids:
+            if self._seed_status(camera_id):
+                continue
             result = self.app.hub.latest(camera_id)
             if result is not None:
                 self._on_result(result)
+
+    def _seed_status(self, camera_id: int) -> bool:
+        """Queue the camera's status if it is not online; True if it did."""
+        status = self.app.hub.status(camera_id)
+        if status is None or status.state == "online":
+            return False
+        self._on_status(status)
+        return True
 
     def on_close(self) -> None:
         super().on_close()
@@ -300,11 +330,50 @@ class FeedHandler(AuthenticatedSocket):
     # ------------------------------------------------------------------ engine thread
     def _on_result(self, result: FrameResult) -> None:
         """Hub listener (engine thread): keep the newest, wake the loop, return at once."""
+        if result.camera_id not in self._cameras:
+            self._check_new_cameras()
+            return
         with self._lock:
             if self._closed or not self._store(result) or self._wake_scheduled:
                 return
             self._wake_scheduled = True
         self.loop.add_callback(self._wake)
+
+    def _on_status(self, status: CameraStatus) -> None:
+        """Hub status listener (engine thread): keep each camera's newest status."""
+        if status.camera_id not in self._cameras:
+            self._check_new_cameras()
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._statuses[status.camera_id] = status
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self.loop.add_callback(self._wake)
+
+    def _check_new_cameras(self) -> None:
+        """A camera this socket does not send: if it follows new cameras, ask the
+        database (on the IOLoop, at most every NEW_CAMERA_CHECK_S) whether it may."""
+        if not self.follows_new_cameras:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._closed or now < self._next_camera_check:
+                return
+            self._next_camera_check = now + NEW_CAMERA_CHECK_S
+        self.loop.add_callback(self._follow_new_cameras)
+
+    def _follow_new_cameras(self) -> None:
+        """(IOLoop) Send the cameras the user may see now, new ones from their newest state."""
+        if self._closed:
+            return
+        visible = list(cameras_visible_to(self.app.db, self.claims))
+        new = [camera_id for camera_id in visible if camera_id not in self._cameras]
+        self.camera_ids = visible
+        self._cameras = frozenset(visible)
+        self.seed(new)
 
     def _store(self, result: FrameResult) -> bool:
         """Put ``result`` in the buffer (lock held); False if nothing needs sending."""
@@ -329,6 +398,10 @@ class FeedHandler(AuthenticatedSocket):
                 self._wakeup.clear()  # before looking, so no wake-up is lost
                 while self._control:
                     await self.write_message(json.dumps(self._control.popleft()))
+                status = self._take_status()
+                if status is not None:
+                    await self.write_message(json.dumps(status_message(status)))
+                    continue
                 item, wait = self._take(self.loop.time())
                 if item is not None:
                     await self._send(item)
@@ -347,6 +420,12 @@ class FeedHandler(AuthenticatedSocket):
                 self.camera_ids,
             )
             self.close(CLOSE_SERVER_ERROR, "internal error")
+
+    def _take_status(self) -> CameraStatus | None:
+        with self._lock:
+            if not self._statuses:
+                return None
+            return self._statuses.pop(next(iter(self._statuses)))
 
     # ------------------------------------------------------------------ client messages
     def on_message(self, message: str | bytes) -> None:
@@ -463,6 +542,7 @@ class MultiDetectionsHandler(_DetectionsBase):
         text = self.get_query_argument("camera_ids", None)
         if text is None:
             ids = list(cameras_visible_to(self.app.db, self.claims))
+            self.follows_new_cameras = True
         else:
             parts = [part.strip() for part in text.split(",") if part.strip()]
             if not parts:
@@ -528,12 +608,16 @@ class EventsHandler(FeedHandler):
 
     def configure(self) -> None:
         self.camera_ids = list(cameras_visible_to(self.app.db, self.claims))
+        self.follows_new_cameras = True
 
     def options(self) -> dict[str, Any]:
         return {}
 
-    def seed(self) -> None:
-        pass  # events are news: a new client starts with the next one
+    def seed(self, camera_ids: list[int]) -> None:
+        # Events are news: a new client starts with the next one. Only a camera that is
+        # not online says so at once.
+        for camera_id in camera_ids:
+            self._seed_status(camera_id)
 
     def _store(self, result: FrameResult) -> bool:
         if not result.events:
