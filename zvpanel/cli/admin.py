@@ -112,6 +112,21 @@ def _user_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.set_defaults(func=_user_disable, disabled=False)
 
+    p = cmds.add_parser(
+        "stores",
+        help="limit a viewer to some stores (or show its stores)",
+        description="A viewer limited to stores sees only their cameras and events, on every "
+        "page, feed and stream; a viewer with no stores sees every store; admins see all. "
+        "Without --store or --all, show the user's stores.",
+    )
+    p.add_argument("name")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--store", type=int, action="append", metavar="STORE_ID", help="a store (repeatable)"
+    )
+    choice.add_argument("--all", action="store_true", help="lift the limit: every store")
+    p.set_defaults(func=_user_stores)
+
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
@@ -174,6 +189,23 @@ def _user_disable(args: argparse.Namespace) -> int:
         print(f"{user.username!r} is disabled: it cannot log in and its sessions have ended")
     else:
         print(f"{user.username!r} is enabled: it can log in again")
+    return 0
+
+
+def _user_stores(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        if args.store or args.all:
+            db.set_user_stores(args.name, args.store or [])
+        ids = db.user_store_ids(args.name)
+        names = {s.id: s.name for s in db.list_stores()}
+        admin = db.get_user(args.name).is_admin
+    if not ids:
+        print(f"{args.name!r} may see every store")
+        return 0
+    shown = ", ".join(f"{i} {names[i]!r}" for i in ids)
+    print(f"{args.name!r} may see only store(s) {shown}")
+    if admin:
+        print("note: an admin sees every store whatever this list says")
     return 0
 
 
