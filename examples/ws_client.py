@@ -64,6 +64,10 @@ async def follow(url: str, token: str) -> None:
             print(f"error: {message['message']}", file=sys.stderr)
         elif kind == "event":
             print_event(message["camera_id"], message["timestamp"], message)
+        elif kind == "status":  # e.g. reconnecting, and why; "online" once frames come again
+            reason = f": {message['reason']}" if message["reason"] else ""
+            camera = f"camera {message['camera_id']}"
+            print(f"{message['timestamp']} {camera} {message['state']}{reason}")
         elif kind == "detections":
             # Events come from /ws/events, which is never rate-limited; here only counts.
             counts = ", ".join(
