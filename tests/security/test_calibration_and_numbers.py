@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import cv2
 import numpy as np
@@ -393,24 +393,44 @@ def test_feed_query_numbers_are_refused_by_name(feed, name, value):
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("spelling", ["+{id}", " {id}", "{id}\t", "١", "𝟏"])
+def test_feed_camera_ids_are_ascii_digits_only(feed, spelling):
+    """``int()`` reads each of these as the camera's id; a URL names it one way only."""
+    spelling = spelling.format(id=feed.camera_id)
+    assert int(spelling) == feed.camera_id == 1  # the trap
+
+    async def scenario():
+        conn = await websocket_connect(feed.url(f"/ws/detections/{quote(spelling)}"))
+        error = await _read_json(conn)
+        assert error["type"] == "error" and error["code"] == "unknown_camera", error
+        assert await conn.read_message() is None
+        assert conn.close_code == CLOSE_POLICY_VIOLATION
+
+    asyncio.run(scenario())
+
+
 # ---------------------------------------------------------------------- item 8: the page
 @pytest.mark.parametrize(
-    "change, named",
+    "change, named, says",
     [
-        (lambda e: setattr(e.line_inputs[0], "value", math.nan), "lines.0.x1"),
-        (lambda e: setattr(e.line_inputs[3], "value", math.inf), "lines.0.y2"),
-        (lambda e: setattr(e.roi_inputs[2], "value", math.nan), "roi.2"),
-        (lambda e: setattr(e.fps, "value", math.inf), "detection_fps"),
+        (lambda e: setattr(e.line_inputs[0], "value", math.nan), "lines.0.x1", "finite"),
+        (lambda e: setattr(e.line_inputs[3], "value", math.inf), "lines.0.y2", "finite"),
+        (lambda e: setattr(e.roi_inputs[2], "value", math.nan), "roi.2", "finite"),
+        (lambda e: setattr(e.fps, "value", math.inf), "detection_fps", "finite"),
         (
             lambda e: setattr(
                 e.lines_source, "data", {"xs": [[1.0, math.nan]], "ys": [[0.0, 9.0]]}
             ),
             "lines.0.x2",
+            "finite",
         ),
+        # An emptied input is named too, not taken as 0.
+        (lambda e: setattr(e.line_inputs[0], "value", None), "lines.0.x1", "valid number"),
+        (lambda e: setattr(e.roi_inputs[1], "value", None), "roi.1", "valid number"),
     ],
-    ids=["x1-nan", "y2-inf", "roi-nan", "fps-inf", "drawn-nan"],
+    ids=["x1-nan", "y2-inf", "roi-nan", "fps-inf", "drawn-nan", "x1-empty", "roi-empty"],
 )
-def test_calibration_page_refuses_numbers_that_are_not_finite(settings, change, named):
+def test_calibration_page_refuses_numbers_that_are_not_finite(settings, change, named, says):
     app = App(settings)
     app.start_database()
     app.start_bootstrap()
@@ -424,7 +444,7 @@ def test_calibration_page_refuses_numbers_that_are_not_finite(settings, change, 
         editor.roi_enabled.value = True
         change(editor)
         assert editor.status.alert_type == "danger"
-        assert named in editor.status.object and "finite number" in editor.status.object
+        assert named in editor.status.object and says in editor.status.object
         assert editor.save() is False
         assert app.db.get_calibration(camera.id) == before
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -437,14 +438,16 @@ class CalibrationEditor(pn.viewable.Viewer):
         finally:
             self._syncing = was
 
-    def _roi_values(self) -> tuple[float, float, float, float]:
-        return tuple(float(w.value or 0) for w in self.roi_inputs)
+    def _roi_values(self) -> tuple[float | None, ...]:
+        """As typed: an emptied input stays None (validation names it), never 0."""
+        return tuple(w.value for w in self.roi_inputs)
 
     def _draw_roi(self) -> None:
-        if not self.roi_enabled.value:
+        values = self._roi_values()
+        if not self.roi_enabled.value or not all(v is not None and math.isfinite(v) for v in values):
             self.roi_source.data = {"x": [], "y": [], "width": [], "height": []}
             return
-        x1, y1, x2, y2 = self._roi_values()
+        x1, y1, x2, y2 = values
         self.roi_source.data = {
             "x": [(x1 + x2) / 2],
             "y": [(y1 + y2) / 2],
@@ -565,7 +568,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         values = dict(
             zip(
                 ("x1", "y1", "x2", "y2"),
-                (float(w.value or 0) for w in self.line_inputs),
+                (w.value for w in self.line_inputs),  # as typed: validation names a gap
                 strict=True,
             )
         )

@@ -134,10 +134,9 @@ def cameras_visible_to(db: Any, claims: Claims) -> dict[int, Any]:
 
 def _parse_camera_id(text: str) -> int:
     try:
-        camera_id = int(text)
+        return whole_number(text)  # int() would also take "1_0", " 1" and "١"
     except ValueError:
         raise FeedRequestError("unknown_camera", f"unknown camera {text[:40]!r}") from None
-    return camera_id
 
 
 def _close_reason(text: str) -> str:
