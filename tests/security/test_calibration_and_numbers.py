@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 import cv2
 import numpy as np
+import param
 import pytest
 from bokeh.document import Document
 from serving import Server, login, panel_server
@@ -168,6 +169,38 @@ def test_switching_cameras_saves_each_camera_its_own_line(server: Server, launch
     assert after["Demo camera"] == before["Demo camera"]
     log = server.log_text()
     assert "_pending_writes" not in log and "RuntimeError" not in log, log[-3000:]
+
+
+def test_save_while_a_picked_camera_loads_waits_for_its_lines(settings, video_path):
+    """The state a worker thread leaves between the Select changing and the picked
+    camera's lines being shown: Save writes nothing then, and the picked camera's own
+    calibration once it is shown."""
+    app = App(settings)
+    app.start_database()
+    app.start_bootstrap()
+    app.start_hub()
+    try:
+        demo = app.db.list_cameras()[0]
+        second = app.db.create_camera(demo.store_id, SECOND_CAMERA, str(video_path))
+        app.db.set_calibration(second.id, SECOND_CALIBRATION)
+        before = {c: app.db.calibration_updated_at(c) for c in (demo.id, second.id)}
+        claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+        editor = CalibrationEditor(app, claims, demo.id)
+        editor.__panel__().get_root(Document())
+        with param.discard_events(editor.camera_select):  # picked; not loaded yet
+            editor.camera_select.value = second.id
+        assert editor.loading and editor.camera_id == demo.id
+        assert editor.save() is False
+        assert "Saving once" in editor.status.object
+        assert {c: app.db.calibration_updated_at(c) for c in before} == before
+        editor.load_camera()  # the worker's part: the lines shown, then the save
+        assert editor.camera_id == second.id
+        assert app.db.calibration_updated_at(second.id) != before[second.id]
+        assert app.db.get_calibration(second.id) == SECOND_CALIBRATION
+        assert app.db.calibration_updated_at(demo.id) == before[demo.id]
+        assert "Saved and applied" in editor.status.object
+    finally:
+        app.stop_database()
 
 
 # ---------------------------------------------------------------------- item 8

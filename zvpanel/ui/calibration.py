@@ -301,7 +301,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         """Run ``change`` where it may touch the figure: under the document's lock.
 
         ``pn.state.execute`` runs it at once when this thread holds the document (a
-        Bokeh callback, page building), else on the server's next tick. Without a
+        callback on the server's loop), else on the server's next tick. Without a
         server session (tests, notebooks) nothing else runs: it runs at once.
         """
         doc = pn.state.curdoc
