@@ -89,8 +89,8 @@ EVENT_QUEUE_MAX = 1000
 PING_INTERVAL_S = 30.0
 PING_TIMEOUT_S = 30.0
 #: A socket that follows new cameras asks the database about a camera it does not know
-#: (one that was just added, or one the user may not see) at most this often.
-NEW_CAMERA_CHECK_S = 2.0
+#: at once the first time, then (a camera the user may not see) at most this often.
+NEW_CAMERA_CHECK_S = 10.0
 #: WebSocket close codes (RFC 6455): refused request, and a server-side failure.
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_SERVER_ERROR = 1011
@@ -260,7 +260,7 @@ class FeedHandler(AuthenticatedSocket):
         self.follows_new_cameras = False
         self._cameras: frozenset[int] = frozenset()  # read on engine threads
         self._statuses: dict[int, CameraStatus] = {}  # newest unsent status per camera
-        self._next_camera_check = 0.0
+        self._camera_checked: dict[int, float] = {}  # camera id -> when last asked about
 
     # ------------------------------------------------------------------ connection
     def open(self, *args: str) -> None:
@@ -330,7 +330,7 @@ class FeedHandler(AuthenticatedSocket):
     def _on_result(self, result: FrameResult) -> None:
         """Hub listener (engine thread): keep the newest, wake the loop, return at once."""
         if result.camera_id not in self._cameras:
-            self._check_new_cameras()
+            self._check_new_camera(result.camera_id)
             return
         with self._lock:
             if self._closed or not self._store(result) or self._wake_scheduled:
@@ -341,7 +341,7 @@ class FeedHandler(AuthenticatedSocket):
     def _on_status(self, status: CameraStatus) -> None:
         """Hub status listener (engine thread): keep each camera's newest status."""
         if status.camera_id not in self._cameras:
-            self._check_new_cameras()
+            self._check_new_camera(status.camera_id)
             return
         with self._lock:
             if self._closed:
@@ -352,16 +352,17 @@ class FeedHandler(AuthenticatedSocket):
             self._wake_scheduled = True
         self.loop.add_callback(self._wake)
 
-    def _check_new_cameras(self) -> None:
-        """A camera this socket does not send: if it follows new cameras, ask the
-        database (on the IOLoop, at most every NEW_CAMERA_CHECK_S) whether it may."""
+    def _check_new_camera(self, camera_id: int) -> None:
+        """A camera this socket does not send: if it follows new cameras, ask the database
+        (on the IOLoop) whether it may, at once for a camera never asked about before."""
         if not self.follows_new_cameras:
             return
         now = time.monotonic()
         with self._lock:
-            if self._closed or now < self._next_camera_check:
+            asked = self._camera_checked.get(camera_id)
+            if self._closed or (asked is not None and now - asked < NEW_CAMERA_CHECK_S):
                 return
-            self._next_camera_check = now + NEW_CAMERA_CHECK_S
+            self._camera_checked[camera_id] = now
         self.loop.add_callback(self._follow_new_cameras)
 
     def _follow_new_cameras(self) -> None:
