@@ -11,7 +11,9 @@ before the model loads.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -36,6 +38,7 @@ from zvpanel.config import DEV_SECRET_FILE, load_settings
 from zvpanel.storage import Database, bootstrap
 from zvpanel.web.auth import SESSION_COOKIE, issue_token
 from zvpanel.web.headers import SECURITY_HEADERS
+from zvpanel.web.log_redaction import RedactTokens
 
 pytestmark = [pytest.mark.ui, pytest.mark.model]
 
@@ -477,6 +480,29 @@ def test_no_token_reaches_the_log(site):
     assert "token=[redacted]" in log  # URLs with tokens were logged, redacted
     leaked = [t for t in site.tokens if t in log or t.split(".")[2] in log]
     assert not leaked, f"{len(leaked)} of {len(site.tokens)} tokens in {site.server.log}"
+
+
+def test_log_filter_redacts_messages_and_tracebacks():
+    """The filter itself, on a real handler: a URL in the message, a JWT in a traceback."""
+    settings = load_settings(jwt_secret=SECRET, dev_mode=False)
+    jwt = issue_token(settings, VERA)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactTokens())
+    logger = logging.getLogger("zvpanel.tests.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ValueError(f"cannot serve {jwt}")
+        except ValueError:
+            logger.exception("401 GET %s (127.0.0.1)", f"/stream/1.mjpg?q=1&token={jwt[:20]}&x=2")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "/stream/1.mjpg?q=1&token=[redacted]&x=2" in text
+    assert "cannot serve [redacted]" in text and "ValueError" in text
+    assert jwt[:20] not in text and jwt.split(".")[2] not in text
 
 
 # ---------------------------------------------------------------------- item 6: start-up
