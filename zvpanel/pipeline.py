@@ -13,7 +13,7 @@ from .calibration import Calibration
 from .counting import CrossingEvent, LineCounter, MultiLineCounter
 from .detections import Detections
 from .sources.frame import Frame
-from .tracking import PersonTracker
+from .tracking import PersonTracker, TrackStitcher
 
 __all__ = [
     "Detector",
@@ -56,7 +56,9 @@ class PipelineOutput:
 
 
 class CountingPipeline:
-    """detect(frame, roi) -> track -> count, for one camera. Not thread-safe: one per worker.
+    """detect(frame, roi) -> track -> stitch -> count, for one camera. Not thread-safe: one
+    per worker. The stitcher gives a track the tracker lost and found again under a new id
+    its old id back (:class:`~zvpanel.tracking.stitch.TrackStitcher`).
 
     ``tracker`` is a :class:`PersonTracker` or a factory ``frame_rate -> PersonTracker``
     (default: ByteTrack). It must be called at ``calibration.detection_fps`` (see
@@ -79,10 +81,11 @@ class CountingPipeline:
         self.tracker = tracker if isinstance(tracker, PersonTracker) else tracker(self.frame_rate)
         self.tracker.set_frame_rate(self.frame_rate)
         self.counter = MultiLineCounter(calibration)
+        self.stitcher = TrackStitcher()
 
     def process(self, frame: Frame) -> PipelineOutput:
         detections = self.detector.detect(frame.image, self.calibration.roi)
-        tracked = self.tracker.update(detections)
+        tracked = self.stitcher.update(self.tracker.update(detections), frame.media_time)
         events = self.counter.update(tracked, frame.index)
         return PipelineOutput(tracked, tuple(events), self.counter.counts())
 
@@ -118,6 +121,7 @@ class CountingPipeline:
     def reset(self) -> None:
         """Start again from nothing: tracks forgotten, counts zero (e.g. a new video)."""
         self.tracker.reset()
+        self.stitcher.reset()
         self.counter = MultiLineCounter(self.calibration)
 
 

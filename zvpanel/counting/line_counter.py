@@ -7,7 +7,8 @@ changes side, the path from the last point on the old side to the new point must
 the line within the segment's extent (a person walking past the segment's end is not
 counted). Every side change is one event; the track keeps its state while it is lost
 for up to ``forget_after`` frames, so a track that is lost and found again on the same
-side does not count again.
+side does not count again. :class:`MultiLineCounter` first puts back the feet of boxes cut
+off from below (:class:`~zvpanel.counting.feet.FeetEstimator`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 from ..calibration import Calibration, CountingLine
 from ..detections import Detections
 from ..geometry import Anchor, anchor_points, crossing_param, side_values
+from .feet import FeetEstimator
 
 __all__ = ["CrossingEvent", "LineCounter", "MultiLineCounter", "FORGET_AFTER_FRAMES"]
 
@@ -129,8 +131,15 @@ class LineCounter:
 class MultiLineCounter:
     """One :class:`LineCounter` per line of a calibration."""
 
-    def __init__(self, calibration: Calibration, forget_after: int = FORGET_AFTER_FRAMES):
+    def __init__(
+        self,
+        calibration: Calibration,
+        forget_after: int = FORGET_AFTER_FRAMES,
+        feet: FeetEstimator | None = None,
+    ):
         self.calibration = calibration
+        #: Shared by the lines: a box cut off from below keeps its feet where they were.
+        self.feet = FeetEstimator() if feet is None else feet
         self.counters = {
             line.id: LineCounter(
                 line,
@@ -143,6 +152,7 @@ class MultiLineCounter:
         }
 
     def update(self, detections: Detections, frame_index: int) -> list[CrossingEvent]:
+        detections = self.feet.update(detections.tracked())
         events: list[CrossingEvent] = []
         for counter in self.counters.values():
             events.extend(counter.update(detections, frame_index))

@@ -1,5 +1,6 @@
 """Per-camera person tracking (Ultralytics' ByteTrack / BoT-SORT) on :class:`Detections`."""
 
+from .stitch import TrackStitcher
 from .tracker import (
     DEFAULT_IOU_BUFFER,
     DEFAULT_OVERRIDES,
@@ -12,6 +13,7 @@ from .tracker import (
 
 __all__ = [
     "PersonTracker",
+    "TrackStitcher",
     "TrackerKind",
     "TRACKER_KINDS",
     "REFERENCE_FPS",
