@@ -36,6 +36,7 @@ from zvpanel.errors import ConflictError
 from zvpanel.storage import DEMO_CALIBRATION, Database
 from zvpanel.storage.database import EventRow, utc_text
 from zvpanel.web.video import parse_video_message
+from zvpanel.web.ws_handlers import CLOSE_POLICY_VIOLATION
 
 pytestmark = [pytest.mark.ui, pytest.mark.model]
 
@@ -155,20 +156,24 @@ async def refusal(url: str) -> tuple[dict, int, str]:
     return error, conn.close_code, conn.close_reason
 
 
-async def assert_like_unknown(site: Site, path: str, viewer: str, **query) -> None:
-    """``path`` (``{id}`` stands for the camera) for the hidden camera answers exactly as
-    for a camera that does not exist."""
+def _without_id(text: str, camera_id: int) -> str:
+    return re.sub(rf"\b{camera_id}\b", "ID", text)
+
+
+async def assert_like_unknown(
+    site: Site, path: str, viewer: str, hidden: int | None = None, **query
+) -> None:
+    """``path`` (``{id}`` stands for the camera) for a camera hidden from ``viewer``
+    (Southgate's unless given) answers exactly as for a camera that does not exist."""
+    hidden = hidden or site.south_camera
 
     def url(camera_id: int) -> str:
         filled = {k: str(v).format(id=camera_id) for k, v in query.items()}
         return site.ws(path.format(id=camera_id), viewer, **filled)
 
-    hidden = await refusal(url(site.south_camera))
-    unknown = await refusal(url(UNKNOWN_ID))
-    assert hidden[0]["type"] == "error" and hidden[0]["code"] == "unknown_camera", hidden
-    assert json.dumps(hidden).replace(str(site.south_camera), "ID") == json.dumps(unknown).replace(
-        str(UNKNOWN_ID), "ID"
-    )
+    refused, unknown = await refusal(url(hidden)), await refusal(url(UNKNOWN_ID))
+    assert refused[0]["type"] == "error" and refused[0]["code"] == "unknown_camera", refused
+    assert _without_id(json.dumps(refused), hidden) == _without_id(json.dumps(unknown), UNKNOWN_ID)
 
 
 # ---------------------------------------------------------------------- item 12: feeds
@@ -248,9 +253,25 @@ def test_video_socket_and_mjpeg_stream_only_for_the_viewers_store(site):
     hidden = httpx.get(url.format(site.south_camera), headers=bearer)
     unknown = httpx.get(url.format(UNKNOWN_ID), headers=bearer)
     assert hidden.status_code == unknown.status_code == 404
-    assert hidden.text.replace(str(site.south_camera), "ID") == unknown.text.replace(
-        str(UNKNOWN_ID), "ID"
-    )
+    assert _without_id(hidden.text, site.south_camera) == _without_id(unknown.text, UNKNOWN_ID)
+
+
+def test_changing_a_users_stores_ends_their_open_sockets(site):
+    before = token(site, CLERK, CLERK_PASSWORD)  # clerk is not limited yet: every store
+
+    async def scenario():
+        conn = await websocket_connect(site.ws(f"/ws/video/{site.north_camera}", before))
+        assert await asyncio.wait_for(conn.read_message(), READ_TIMEOUT_S) is not None
+        with Database(site.server.db) as db:
+            db.set_user_stores(CLERK, [site.south])
+        while await asyncio.wait_for(conn.read_message(), READ_TIMEOUT_S) is not None:
+            pass  # frames, until the server ends the socket
+        assert conn.close_code == CLOSE_POLICY_VIOLATION
+        # The next login sees the new stores: Northfield's camera is unknown to it.
+        after = token(site, CLERK, CLERK_PASSWORD)
+        await assert_like_unknown(site, "/ws/video/{id}", after, hidden=site.north_camera)
+
+    run(scenario())
 
 
 # ---------------------------------------------------------------------- item 12: pages

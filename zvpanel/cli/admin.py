@@ -201,11 +201,13 @@ def _user_stores(args: argparse.Namespace) -> int:
         admin = db.get_user(args.name).is_admin
     if not ids:
         print(f"{args.name!r} may see every store")
-        return 0
-    shown = ", ".join(f"{i} {names[i]!r}" for i in ids)
-    print(f"{args.name!r} may see only store(s) {shown}")
+    else:
+        shown = ", ".join(f"{i} {names[i]!r}" for i in ids)
+        print(f"{args.name!r} may see only store(s) {shown}")
     if admin:
         print("note: an admin sees every store whatever this list says")
+    if args.store or args.all:
+        print(f"{args.name!r} was logged out everywhere: the next login sees these stores")
     return 0
 
 

@@ -560,9 +560,13 @@ class Database:
         return [row["store_id"] for row in rows]
 
     def set_user_stores(self, username: str, store_ids: Iterable[int]) -> list[int]:
-        """Limit ``username`` to these stores; none lifts the limit. Returns the ids set."""
+        """Limit ``username`` to these stores; none lifts the limit. Returns the ids set.
+
+        Like a password change, this ends the user's tokens: a page or socket opened with
+        the old stores closes, and the next login sees the new ones.
+        """
         ids = sorted({int(store_id) for store_id in store_ids})
-        with self._write() as conn:
+        with self._write(users=True) as conn:
             row = conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no user named {username!r}")
@@ -573,6 +577,9 @@ class Database:
             conn.executemany(
                 "INSERT INTO user_stores (user_id, store_id) VALUES (?, ?)",
                 [(row["id"], store_id) for store_id in ids],
+            )
+            conn.execute(
+                "UPDATE users SET token_version = token_version + 1 WHERE id = ?", (row["id"],)
             )
         self._notify("user", row["id"])
         return ids

@@ -345,11 +345,12 @@ class AdminView(pn.viewable.Viewer):
         def act():
             username = str(self._selected(self.users_table, "username"))
             ids = self.app.db.set_user_stores(username, self.user_stores.value)
+            ended = "Their open sessions end."
             if not ids:
-                return f"{username!r} may see every store."
+                return f"{username!r} may see every store. {ended}"
             names = {value: name for name, value in self.user_stores.options.items()}
             shown = ", ".join(repr(names.get(i, str(i))) for i in ids)
-            return f"{username!r} may see only: {shown}."
+            return f"{username!r} may see only: {shown}. {ended}"
 
         return self._run("set the user's stores", act)
 

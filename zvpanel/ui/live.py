@@ -149,9 +149,9 @@ class LiveView(pn.viewable.Viewer):
         """Tiles for the picked cameras; a camera still picked keeps its tile (and stream)."""
         kept = {tile.camera_id: tile for tile in self.tiles}
         self.tiles = [
-            kept.get(cid)
-            or CameraTile(self.app, camera_id=cid, title=self.names.get(cid, f"camera {cid}"))
+            kept.get(cid) or CameraTile(self.app, camera_id=cid, title=self.names[cid])
             for cid in self.picker.value
+            if cid in self.names  # the value comes from the browser: only cameras offered
         ]
         self._layout()
         self.grid.objects = self.tiles
