@@ -190,11 +190,16 @@ def test_save_while_a_picked_camera_loads_waits_for_its_lines(settings, video_pa
         with param.discard_events(editor.camera_select):  # picked; not loaded yet
             editor.camera_select.value = second.id
         assert editor.loading and editor.camera_id == demo.id
+        shown = [dict(line) for line in editor.lines]
+        # A drag of the demo camera's line that arrives now is dropped with its picture.
+        editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
+        assert editor.lines == shown
         assert editor.save() is False
         assert "Saving once" in editor.status.object
         assert {c: app.db.calibration_updated_at(c) for c in before} == before
         editor.load_camera()  # the worker's part: the lines shown, then the save
         assert editor.camera_id == second.id
+        assert editor.lines_source.data["xs"] == [[80.0, 680.0]]  # its own line drawn
         assert app.db.calibration_updated_at(second.id) != before[second.id]
         assert app.db.get_calibration(second.id) == SECOND_CALIBRATION
         assert app.db.calibration_updated_at(demo.id) == before[demo.id]

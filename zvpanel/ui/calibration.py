@@ -456,9 +456,8 @@ class CalibrationEditor(pn.viewable.Viewer):
         }
 
     def _roi_drawn(self, attr, old, new) -> None:
-        if self._syncing:
-            return
-        if not new.get("x"):
+        # While a picked camera loads, an edit is of the picture being replaced: dropped.
+        if self._syncing or self.loading or not new.get("x"):
             return
         x, y, w, h = (float(new[k][-1]) for k in ("x", "y", "width", "height"))
         with self._quietly():
@@ -500,7 +499,7 @@ class CalibrationEditor(pn.viewable.Viewer):
 
     def _lines_drawn(self, attr, old, new) -> None:
         """The browser moved, drew or deleted a line: update the line list and inputs."""
-        if self._syncing:
+        if self._syncing or self.loading:  # an edit of the camera being replaced
             return
         xs, ys = list(new.get("xs", [])), list(new.get("ys", []))
         lines = []
@@ -786,4 +785,4 @@ def calibration_page(app=None, claims: Claims | None = None) -> pn.Column:
     app = app or get_app()
     claims = claims or session_claims(app)
     body = CalibrationEditor(app, claims) if claims is not None else None
-    return page("Calibration", "/calibrate", body, claims)
+    return page("Calibration", "/calibrate", body, claims, app)
