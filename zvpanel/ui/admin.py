@@ -401,4 +401,4 @@ def admin_page(app=None, claims: Claims | None = None) -> pn.Column:
     app = app or get_app()
     claims = claims or session_claims(app)
     body = AdminView(app, claims) if claims is not None else None
-    return page("Admin", "/admin", body, claims)
+    return page("Admin", "/admin", body, claims, app)

@@ -290,4 +290,4 @@ def analytics_page(app=None, claims: Claims | None = None) -> pn.Column:
     app = app or get_app()
     claims = claims or session_claims(app)
     body = AnalyticsView(app, claims) if claims is not None else None
-    return page("Analytics", "/analytics", body, claims)
+    return page("Analytics", "/analytics", body, claims, app)

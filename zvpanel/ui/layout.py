@@ -67,8 +67,11 @@ def _login_link(path: str) -> str:
     return f"{login_url}?next={quote(path)}&expired=1"
 
 
-def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | None) -> pn.Column:
-    """A dashboard page: navigation bar, title, body; it ends itself when the login expires.
+def page(
+    title: str, path: str, body: pn.viewable.Viewable, claims: Claims | None, app=None
+) -> pn.Column:
+    """A dashboard page: navigation bar, title, body; it ends itself when the login expires,
+    or (given the ``app`` whose database knows the users) when its token stops working.
 
     Bokeh checks the session cookie only when the page loads, so a page left open would
     otherwise go on showing (and changing) data on a token past its ``exp``.
@@ -84,21 +87,20 @@ def page(title: str, path: str, body: pn.viewable.Viewable, claims: Claims | Non
     if claims is not None and _served():
         delay_ms = max(1, round(seconds_left(claims) * 1000))
         pn.state.add_periodic_callback(lambda: end_session(column, path), period=delay_ms, count=1)
-        _end_when_revoked(column, path, claims)
+        if app is not None:
+            _end_when_revoked(column, path, claims, app.db)
     return column
 
 
-def _end_when_revoked(column: pn.Column, path: str, claims: Claims) -> None:
+def _end_when_revoked(column: pn.Column, path: str, claims: Claims, db) -> None:
     """End the page soon after its token stops working (password changed, user disabled,
     logged out), like at its expiry."""
-    from ..app import get_app  # the served process's App
-
     doc = pn.state.curdoc
 
     def end(reason: str) -> None:  # on the watch's thread: through the document's lock
         doc.add_next_tick_callback(lambda: end_session(column, path))
 
-    watched = SESSION_WATCH.watch(get_app().db, claims, end, on_loop=False)
+    watched = SESSION_WATCH.watch(db, claims, end, on_loop=False)
     pn.state.on_session_destroyed(lambda context: SESSION_WATCH.unwatch(watched))
 
 

@@ -180,4 +180,4 @@ def live_page(app=None, claims: Claims | None = None) -> pn.Column:
     app = app or get_app()
     claims = claims or session_claims(app)
     body = LiveView(app, claims) if claims is not None else None
-    return page("Live", "/live", body, claims)
+    return page("Live", "/live", body, claims, app)

@@ -63,11 +63,11 @@ def require_admin(app, claims: Claims | None, action: str) -> None:
     if claims is not None and expired(claims):
         at = claims.expires_at.strftime("%H:%M:%S UTC")
         raise AuthError(f"the session expired at {at}; log in again to {action}")
-    if claims is not None:
-        try:
-            check_user(app.db, claims)
-        except AuthError as error:
-            raise AuthError(f"cannot {action}: {error}") from None
-    if not is_admin(app, claims):
-        who = claims.username if claims else "nobody"
-        raise AuthError(f"only admins may {action} (logged in as {who})")
+    if claims is None:
+        raise AuthError(f"only admins may {action} (logged in as nobody)")
+    try:
+        user = check_user(app.db, claims)
+    except AuthError as error:
+        raise AuthError(f"cannot {action}: {error}") from None
+    if not (claims.admin and user.is_admin):
+        raise AuthError(f"only admins may {action} (logged in as {claims.username})")
