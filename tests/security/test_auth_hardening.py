@@ -36,9 +36,10 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from zvpanel.config import DEV_SECRET_FILE, load_settings
 from zvpanel.storage import Database, bootstrap
-from zvpanel.web.auth import SESSION_COOKIE, issue_token
+from zvpanel.web.auth import SESSION_COOKIE, issue_token, verify_token
 from zvpanel.web.headers import SECURITY_HEADERS
 from zvpanel.web.log_redaction import RedactTokens
+from zvpanel.web.revocation import SessionWatch
 
 pytestmark = [pytest.mark.ui, pytest.mark.model]
 
@@ -385,6 +386,34 @@ def test_admin_page_disables_a_user_and_ends_its_socket(site, browser):
     context.close()
     with Database(site.server.db) as db:
         assert db.get_user(HANK).disabled
+
+
+def test_session_watch_ends_only_connections_whose_token_ended(tmp_path):
+    """The watch itself on a real database: a change made before its first look counts
+    too (between a socket's token check and its watch), and only the changed user ends."""
+    settings = load_settings(jwt_secret=SECRET, dev_mode=False)
+    ended: list[tuple[str, str]] = []
+    watch = SessionWatch(poll_interval_s=3600)  # checked by hand below
+    with Database(tmp_path / "zvpanel.db") as db:
+        for username, password in VIEWERS.items():
+            db.create_user(username, password)
+
+        def follow(username: str) -> None:
+            claims = verify_token(settings, issue_token(settings, username))
+            watch.watch(db, claims, lambda why: ended.append((username, why)), on_loop=False)
+
+        follow(DAVE)
+        db.reset_password(DAVE, "dave-new-password")  # before the watch's first look
+        follow(ERIN)
+        follow(VERA)
+        watch.check()
+        assert ended == [(DAVE, "token revoked (password changed or logged out): log in again")]
+        watch.check()  # nothing changed since: nobody else ends
+        assert len(ended) == 1
+        db.set_disabled(ERIN)
+        watch.check()
+        assert ended[1] == (ERIN, f"user {ERIN!r} is disabled")
+        assert len(ended) == 2  # vera's token still holds
 
 
 # ---------------------------------------------------------------------- item 7: redirect

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +79,8 @@ class SessionWatch:
             self._fresh.discard(entry)
 
     def _run(self) -> None:
-        stop = threading.Event()  # never set: the thread lives as long as the process
-        while not stop.wait(self.poll_interval_s):
+        while True:  # as long as the process: a daemon thread
+            time.sleep(self.poll_interval_s)
             try:
                 self.check()
             except Exception:  # the watch must outlive one bad read
