@@ -14,7 +14,7 @@ from zoneinfo import available_timezones
 import pandas as pd
 import panel as pn
 
-from ..display import markdown_text
+from ..display import html_text, markdown_text
 from ..errors import SourceError, ZvpanelError
 from ..sources import mask_source
 from ..web.access import visible_cameras, visible_stores
@@ -158,7 +158,7 @@ class AdminView(pn.viewable.Viewer):
             columns=["username", "admin"],
         )
         self.camera_store.options = {s.name: s.id for s in stores}
-        self.user_stores.options = {s.name: s.id for s in stores}
+        self.user_stores.options = {html_text(s.name): s.id for s in stores}  # Choices.js: HTML
         if self.camera_store.value is None and stores:
             self.camera_store.value = stores[0].id
 
@@ -348,7 +348,7 @@ class AdminView(pn.viewable.Viewer):
             ended = "Their open sessions end."
             if not ids:
                 return f"{username!r} may see every store. {ended}"
-            names = {value: name for name, value in self.user_stores.options.items()}
+            names = {s.id: s.name for s in self.app.db.list_stores()}
             shown = ", ".join(repr(names.get(i, str(i))) for i in ids)
             return f"{username!r} may see only: {shown}. {ended}"
 
