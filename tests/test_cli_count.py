@@ -165,3 +165,52 @@ def test_cli_errors_name_the_problem(env, video_path: Path, tmp_path: Path):
 
     result = zvpanel("count", str(video_path), env=env)
     assert result.returncode == 2 and "--line" in result.stderr
+
+
+def _run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """Run ``zvpanel`` with stdout on a pseudo-terminal; return (stdout, stderr)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zvpanel", *args],
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        stderr = process.stderr.read()
+        assert process.wait(timeout=TIMEOUT_S) == 0, stderr
+    finally:
+        os.close(master)
+    return out.decode(errors="replace"), stderr
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("command", ["count", "eval"])
+def test_progress_bar_on_a_terminal_only(command, env, video_path: Path, gt_path: Path):
+    args = [command, str(video_path), *line_args(), "--max-frames", "20"]
+    if command == "eval":
+        args += ["--gt", str(gt_path)]
+    stdout, stderr = _run_on_terminal(args, env)
+    assert "20/20" in stderr and "frame/s" in stderr and "entries=" in stderr, stderr
+    assert "20 frames" in stdout
+    # Output not to a terminal: no bar, the same report.
+    piped = zvpanel(*args, env=env)
+    assert piped.returncode == 0, piped.stderr
+    assert "frame/s" not in piped.stderr and "20 frames" in piped.stdout
+    if command == "count":  # --json on a terminal: no bar either
+        stdout, stderr = _run_on_terminal([*args, "--json"], env)
+        assert "frame/s" not in stderr
+        assert json.loads(stdout)["frames"] == 20

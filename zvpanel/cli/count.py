@@ -7,7 +7,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +142,12 @@ def count_video(
     max_frames: int | None = None,
     on_output: Callable[[Frame, PipelineOutput], None] | None = None,
     info: SourceInfo | None = None,
+    progress: bool = False,
 ) -> OfflineRun:
-    """Count ``video`` from its first frame with the settings' model and tracker."""
+    """Count ``video`` from its first frame with the settings' model and tracker.
+
+    ``progress`` shows a bar on stderr: frames, frames per second and the counts so far.
+    """
     from ..detection import YoloDetector
     from ..pipeline import tracker_factory
 
@@ -154,7 +158,51 @@ def count_video(
     detector = YoloDetector.from_settings(settings)
     pipeline = CountingPipeline(calibration, detector, tracker_factory(settings.tracker))
     sampler = FrameSampler(calibration.detection_fps, info.fps or calibration.detection_fps)
-    return run_offline(iter_frames(video, max_frames=max_frames), pipeline, sampler, on_output)
+    frames = iter_frames(video, max_frames=max_frames)
+    if not progress:
+        return run_offline(frames, pipeline, sampler, on_output)
+    with _ProgressBar(_expected_frames(info, max_frames), on_output) as bar:
+        return run_offline(bar.frames(frames), pipeline, sampler, bar)
+
+
+def _expected_frames(info: SourceInfo, max_frames: int | None) -> int | None:
+    counts = [n for n in (info.frame_count, max_frames) if n]
+    return min(counts) if counts else None
+
+
+class _ProgressBar:
+    """A tqdm bar of decoded frames whose postfix shows the entries and exits so far."""
+
+    def __init__(
+        self, total: int | None, on_output: Callable[[Frame, PipelineOutput], None] | None
+    ) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        self._on_output = on_output
+
+    def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        for frame in frames:
+            self._bar.update(1)
+            yield frame
+
+    def __call__(self, frame: Frame, output: PipelineOutput) -> None:
+        entries = sum(c["entries"] for c in output.counts.values())
+        exits = sum(c["exits"] for c in output.counts.values())
+        self._bar.set_postfix(entries=entries, exits=exits, refresh=False)
+        if self._on_output is not None:
+            self._on_output(frame, output)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A bar only for a person watching: not with --json, not when output is redirected."""
+    return not args.json and sys.stdout.isatty()
 
 
 def _run_summary(run: OfflineRun, calibration: Calibration, source_fps: float) -> dict:
@@ -255,6 +303,7 @@ def _count_command(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             on_output=writer,
             info=info,
+            progress=_show_progress(args),
         )
     finally:
         if writer is not None:
@@ -282,7 +331,14 @@ def _eval_command(args: argparse.Namespace) -> int:
     source_fps = info.fps
     gt = read_mot_gt(args.gt)
     max_frames = gt.num_frames if args.max_frames is None else min(args.max_frames, gt.num_frames)
-    run = count_video(args.video, calibration, settings, max_frames=max_frames, info=info)
+    run = count_video(
+        args.video,
+        calibration,
+        settings,
+        max_frames=max_frames,
+        info=info,
+        progress=_show_progress(args),
+    )
     window = args.window if args.window is not None else DEFAULT_MATCH_WINDOW_S * source_fps
     report = evaluate(calibration, gt, run.events, frames=run.frames, window_frames=window)
     if args.html is not None:
