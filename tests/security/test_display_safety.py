@@ -353,6 +353,11 @@ def _open_every_page(tab: Watch, hostile: Hostile, who: str) -> None:
             while LINE_HOSTILE not in tab.text_inputs() + tab.options():
                 assert time.monotonic() < deadline, "the hostile line id is not shown"
                 time.sleep(0.5)
+            # The camera that cannot connect: its snapshot error names the source, masked.
+            secret = next(o for o in tab.options() if o.endswith(f"(#{hostile.secret_camera_id})"))
+            _field(page, "Camera").select_option(label=secret)
+            _wait_for_text(tab, "No snapshot")
+            _wait_for_text(tab, "rtsp://cam:***@127.0.0.1:9/x")
         elif path == "/analytics":
             _field(page, "Store").wait_for()
             assert {STORE_WEB, STORE_CLI} <= set(tab.options())

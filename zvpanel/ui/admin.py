@@ -87,6 +87,7 @@ class AdminView(pn.viewable.Viewer):
         self.add_user_button = pn.widgets.Button(label="Add user", color="primary")
         self.toggle_admin_button = pn.widgets.Button(label="Make / unmake admin (selected)")
         self.reset_password_button = pn.widgets.Button(label="Reset password of selected")
+        self.toggle_user_button = pn.widgets.Button(label="Disable / enable selected")
         self.user_stores = pn.widgets.MultiChoice(
             label="Stores the selected viewer may see (none: every store)", width=400
         )
@@ -106,6 +107,7 @@ class AdminView(pn.viewable.Viewer):
             self.add_user_button: self.add_user_action,
             self.toggle_admin_button: self.toggle_admin_action,
             self.reset_password_button: self.reset_password_action,
+            self.toggle_user_button: self.toggle_user_action,
             self.user_stores_button: self.set_user_stores_action,
         }
         for button, action in actions.items():
@@ -154,8 +156,11 @@ class AdminView(pn.viewable.Viewer):
             columns=["id", "store", "name", "source", "enabled", "status"],
         )
         self.users_table.value = pd.DataFrame(
-            [{"username": u.username, "admin": u.is_admin} for u in db.list_users()],
-            columns=["username", "admin"],
+            [
+                {"username": u.username, "admin": u.is_admin, "disabled": u.disabled}
+                for u in db.list_users()
+            ],
+            columns=["username", "admin", "disabled"],
         )
         self.camera_store.options = {s.name: s.id for s in stores}
         self.user_stores.options = {html_text(s.name): s.id for s in stores}  # Choices.js: HTML
@@ -337,9 +342,20 @@ class AdminView(pn.viewable.Viewer):
             username = str(self._selected(self.users_table, "username"))
             self.app.db.reset_password(username, self.user_password.value)
             self.user_password.value = ""
-            return f"Password of {username!r} reset."
+            return f"Password of {username!r} reset; its old sessions have ended."
 
         return self._run("reset the password", act)
+
+    def toggle_user_action(self) -> bool:
+        def act():
+            username = str(self._selected(self.users_table, "username"))
+            user = self.app.db.get_user(username)
+            user = self.app.db.set_disabled(username, not user.disabled)
+            if user.disabled:
+                return f"{user.username!r} disabled: it cannot log in, its sessions have ended."
+            return f"{user.username!r} enabled: it can log in again."
+
+        return self._run("disable or enable the user", act)
 
     def set_user_stores_action(self) -> bool:
         def act():
@@ -384,7 +400,12 @@ class AdminView(pn.viewable.Viewer):
         users = pn.Column(
             self.users_table,
             pn.Row(self.user_name, self.user_password, self.user_admin),
-            pn.Row(self.add_user_button, self.toggle_admin_button, self.reset_password_button),
+            pn.Row(
+                self.add_user_button,
+                self.toggle_admin_button,
+                self.reset_password_button,
+                self.toggle_user_button,
+            ),
             pn.Row(self.user_stores, self.user_stores_button),
         )
         return pn.Column(
