@@ -154,6 +154,12 @@ def test_admin_edits_a_camera_without_reading_its_password(app):
     view.camera_name.value = "Backdoor cam 2"
     assert view.update_camera_action(), view.status.object
     assert app.db.get_camera(camera.id).source == SECRET_SOURCE
+    # The masked text edited (another host, say) is refused: the password is not known.
+    view.cameras_table.selection = [int(row)]
+    view.camera_source.value = "rtsp://cam:***@10.0.0.9:9/x"
+    assert not view.update_camera_action()
+    assert "masked password" in view.status.object and view.status.alert_type == "danger"
+    assert app.db.get_camera(camera.id).source == SECRET_SOURCE
     # A new source typed in replaces it (opened first, like any new source).
     view.cameras_table.selection = [int(row)]
     view.camera_source.value = str(VIDEO)

@@ -16,7 +16,7 @@ import panel as pn
 
 from ..display import html_text, markdown_text
 from ..errors import SourceError, ZvpanelError
-from ..sources import mask_source
+from ..sources import SECRET_MASK, mask_source
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
 from .layout import page
@@ -244,6 +244,12 @@ class AdminView(pn.viewable.Viewer):
     def _probe(self, source: str) -> str:
         from ..sources import probe_source
 
+        if f":{SECRET_MASK}@" in source or f"={SECRET_MASK}" in source:
+            # The masked text of another camera's source, edited: its password is not known.
+            raise SourceError(
+                f"the source {source!r} still has the masked password {SECRET_MASK!r}: "
+                "type the camera's real password (or leave the whole source unchanged)"
+            )
         try:
             info = probe_source(source)
         except SourceError as error:
