@@ -49,8 +49,9 @@ class AdminView(pn.viewable.Viewer):
         self.app = app
         self.claims = claims
         self.admin = is_admin(app, claims)
+        # Messages name what users typed: shown as text (markdown_text), no TeX either.
         self.status = pn.pane.Alert(
-            "", alert_type="info", visible=False, sizing_mode="stretch_width"
+            "", alert_type="info", visible=False, sizing_mode="stretch_width", disable_math=True
         )
         # stores
         self.stores_table = _table(pd.DataFrame())

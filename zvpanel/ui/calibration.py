@@ -168,8 +168,9 @@ class CalibrationEditor(pn.viewable.Viewer):
         )
         self.preview_button = pn.widgets.Button(label="Preview detection", color="primary")
         self.save_button = pn.widgets.Button(label="Save", color="success", disabled=not self.admin)
+        # Messages name what users typed: shown as text (markdown_text), no TeX either.
         self.status = pn.pane.Alert(
-            "", alert_type="info", sizing_mode="stretch_width", visible=False
+            "", alert_type="info", sizing_mode="stretch_width", visible=False, disable_math=True
         )
         self.lines: list[dict] = []
         self.width = self.height = 0

@@ -104,7 +104,7 @@ class CameraTile(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.pane.Markdown(f"### {markdown_text(self.title)}", margin=(0, 5)),
+            pn.pane.Markdown(f"### {markdown_text(self.title)}", margin=(0, 5), disable_math=True),
             self.image,
             self.status,
             sizing_mode="stretch_width",
