@@ -246,7 +246,7 @@ class AdminView(pn.viewable.Viewer):
         from ..sources import probe_source
 
         if f":{SECRET_MASK}@" in source or f"={SECRET_MASK}" in source:
-            # The masked text of another camera's source, edited: its password is not known.
+            # The form's masked source, edited (a new host, say): the real password is unknown.
             raise SourceError(
                 f"the source {source!r} still has the masked password {SECRET_MASK!r}: "
                 "type the camera's real password (or leave the whole source unchanged)"
