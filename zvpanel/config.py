@@ -29,6 +29,8 @@ ENV_PREFIX = "ZVPANEL_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Where a development server keeps the secret it generated (never used outside dev mode).
 DEV_SECRET_FILE = ".dev_jwt_secret"
+#: Most OpenVINO infer requests run at once (each holds its own buffers).
+MAX_INFERENCE_REQUESTS = 16
 #: The trackers that ship with Ultralytics.
 TrackerKind = Literal["bytetrack", "botsort"]
 
@@ -67,6 +69,22 @@ class Settings(BaseSettings):
     )
     imgsz: int = Field(
         640, ge=32, le=2048, description="Inference size in pixels (a multiple of 32)."
+    )
+    rect_inference: bool = Field(
+        True,
+        description=(
+            "Feed an OpenVINO model each camera's aspect ratio (640x480 for 4:3, 640x384 for "
+            "16:9) instead of a padded 640x640 square: less work per frame, the same boxes."
+        ),
+    )
+    inference_requests: int = Field(
+        0,
+        ge=0,
+        le=MAX_INFERENCE_REQUESTS,
+        description=(
+            "OpenVINO inferences run at once for all cameras together: 0 lets OpenVINO choose "
+            "(every core busy), 1 runs one frame at a time."
+        ),
     )
     tracker: TrackerKind = Field(
         "bytetrack", description="Tracker: 'bytetrack' or 'botsort' (both ship with Ultralytics)."

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..detections import Detections
 from ..errors import CalibrationError, ConfigError, ModelError
+from .openvino import OpenVinoRunner, is_openvino_model, letterbox
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -77,7 +78,14 @@ class YoloDetector:
 
     ``class_id`` in the returned :class:`Detections` indexes :attr:`labels` (the configured
     class names), not the model's own class list. One instance may be shared by several
-    camera threads: calls to the model are serialised by a lock.
+    camera threads.
+
+    An OpenVINO model runs through :class:`~.openvino.OpenVinoRunner`: with ``rect`` each
+    image is fed at its own aspect ratio (640x480 for 4:3) instead of a 640x640 square, and
+    up to ``requests`` images (0: as many as OpenVINO finds best) are inferred at once, so
+    several cameras keep every core busy. With ``rect=False, requests=1``, and for other
+    model formats, Ultralytics' predictor runs it, one call at a time under a lock (a
+    ``.pt`` model letterboxes to the image's aspect ratio by itself).
     """
 
     def __init__(
@@ -87,10 +95,14 @@ class YoloDetector:
         confidence: float = 0.25,
         imgsz: int = 640,
         *,
+        rect: bool = True,
+        requests: int = 0,
         config_dir: Path | str | None = None,
     ) -> None:
         if not 0.0 < confidence < 1.0:
             raise ValueError(f"confidence={confidence!r} must be between 0 and 1")
+        if requests < 0:
+            raise ValueError(f"requests={requests!r} must be 0 (automatic) or more")
         configure_ultralytics(config_dir)
         self.model_path = str(model)
         self.confidence = float(confidence)
@@ -104,6 +116,12 @@ class YoloDetector:
         for label_index, class_id in enumerate(self._model_class_ids):
             self._to_label[class_id] = label_index
         self._lock = threading.Lock()
+        self.rect, self.requests = bool(rect), int(requests)
+        self._runner = (
+            OpenVinoRunner(self.model_path, self.imgsz, rect=self.rect, requests=self.requests)
+            if is_openvino_model(self.model_path) and (self.rect or self.requests != 1)
+            else None
+        )
         #: Ultralytics' timing of the last call, ms: preprocess, inference, postprocess.
         self.last_speed: dict[str, float] = {}
 
@@ -115,6 +133,8 @@ class YoloDetector:
             classes=settings.person_classes,
             confidence=settings.confidence,
             imgsz=settings.imgsz,
+            rect=settings.rect_inference,
+            requests=settings.inference_requests,
             config_dir=settings.data_dir / ULTRALYTICS_CONFIG_SUBDIR,
         )
 
@@ -126,6 +146,14 @@ class YoloDetector:
     def warmup(self, width: int = 640, height: int = 480) -> None:
         """Run the model once so the first real frame does not pay for setting it up."""
         self.detect(np.zeros((height, width, 3), dtype=np.uint8))
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The network input (height, width) a ``width`` x ``height`` image is fed at."""
+        if self._runner is not None:
+            return self._runner.input_shape(height, width)
+        # Ultralytics letterboxes a .pt model to the image's ratio, an export to its square.
+        rect = Path(self.model_path).suffix == ".pt"
+        return letterbox(np.zeros((height, width, 1), np.uint8), self.imgsz, rect).shape[:2]
 
     def predict(self, image: np.ndarray):
         """The raw Ultralytics result for one BGR image (inference, NMS, person classes only)."""
@@ -145,8 +173,7 @@ class YoloDetector:
         height, width = image.shape[:2]
         x1, y1, x2, y2 = crop_box(roi, width, height)
         crop = image if (x1, y1, x2, y2) == (0, 0, width, height) else image[y1:y2, x1:x2]
-        data = self.predict(crop).boxes.data
-        data = data.cpu().numpy() if hasattr(data, "cpu") else np.asarray(data)
+        data = self._rows(crop)
         if not len(data):
             return Detections.empty()
         labels = self._to_label[data[:, 5].astype(np.int64)]
@@ -157,10 +184,18 @@ class YoloDetector:
         # Boxes are relative to the crop: its top-left corner is (x1, y1) in the frame.
         return detections.shifted(x1, y1) if (x1 or y1) else detections
 
+    def _rows(self, image: np.ndarray) -> np.ndarray:
+        """Boxes as rows ``x1, y1, x2, y2, confidence, model class`` in ``image`` pixels."""
+        if self._runner is not None:
+            return self._runner(image, self.confidence, self._model_class_ids)
+        data = self.predict(image).boxes.data
+        return data.cpu().numpy() if hasattr(data, "cpu") else np.asarray(data)
+
     def __repr__(self) -> str:
         return (
             f"YoloDetector({self.model_path!r}, classes={self.labels}, "
-            f"confidence={self.confidence}, imgsz={self.imgsz})"
+            f"confidence={self.confidence}, imgsz={self.imgsz}, rect={self.rect}, "
+            f"requests={self.requests})"
         )
 
 

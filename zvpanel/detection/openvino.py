@@ -1,0 +1,199 @@
+"""OpenVINO inference without Ultralytics' predictor: any input shape, several requests at once.
+
+Ultralytics runs an exported OpenVINO model at the one shape it was exported with (640x640)
+and through one synchronous request. :class:`OpenVinoRunner` reads the same IR, reshapes a
+copy of it to each input shape asked for (a 4:3 camera: 640x480, 16:9: 640x384, the
+minimum rectangle Ultralytics' ``rect`` letterboxing gives a ``.pt`` model) and compiles it
+with the THROUGHPUT hint, so that several camera threads each run their own infer request at
+the same time. The letterboxing, non-maximum suppression and box scaling are Ultralytics'
+own functions, so the boxes are the ones its predictor would give for that input shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OpenVinoRunner", "is_openvino_model", "letterbox", "MAX_SHAPES", "STRIDE"]
+
+log = logging.getLogger(__name__)
+
+#: The network's stride: every input side is a multiple of it.
+STRIDE = 32
+#: Distinct input shapes compiled at most (one per camera aspect ratio and ROI shape; each
+#: costs a compile and its memory). Beyond it, frames use the square shape.
+MAX_SHAPES = 8
+#: Ultralytics' prediction defaults (``ultralytics/cfg/default.yaml``): NMS IoU, boxes kept.
+NMS_IOU = 0.7
+MAX_DETECTIONS = 300
+#: Strides of a YOLOv8 detection head's three levels, and the constants of its head that
+#: depend on the input size (anchor centres twice, strides, two Reshape targets).
+HEAD_STRIDES = (8, 16, 32)
+HEAD_CONSTANTS = 4
+
+
+def is_openvino_model(path: str | Path) -> bool:
+    """A folder holding an OpenVINO IR (``*.xml``), or the ``.xml`` itself."""
+    path = Path(path)
+    return path.suffix == ".xml" or (path.is_dir() and any(path.glob("*.xml")))
+
+
+def letterbox(image: np.ndarray, imgsz: int, rect: bool) -> np.ndarray:
+    """``image`` scaled into ``imgsz`` and padded: to the square, or (``rect``) to the
+    smallest multiple of :data:`STRIDE` around it, exactly as Ultralytics' ``LetterBox``."""
+    from ultralytics.data.augment import LetterBox
+
+    return LetterBox(imgsz, auto=rect, stride=STRIDE)(image=image)
+
+
+def anchor_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The detection head's anchor centres ``[1, 2, n]`` and strides ``[1, 1, n]`` for an
+    input of ``height`` x ``width`` (Ultralytics' ``make_anchors``, grid offset 0.5)."""
+    points, strides = [], []
+    for stride in HEAD_STRIDES:
+        ys, xs = np.meshgrid(
+            np.arange(height // stride) + 0.5, np.arange(width // stride) + 0.5, indexing="ij"
+        )
+        points.append(np.stack((xs.ravel(), ys.ravel())))
+        strides.append(np.full(xs.size, stride))
+    return (
+        np.concatenate(points, axis=1)[None].astype(np.float32),
+        np.concatenate(strides)[None, None].astype(np.float32),
+    )
+
+
+def reshape_detect_head(model, height: int, width: int):
+    """A static YOLOv8 detection IR reshaped to a ``height`` x ``width`` input.
+
+    A static export bakes the anchor count of its input (8400 at 640x640) into the head: the
+    anchor centres, their strides and two Reshape targets. Those constants are found by value
+    and replaced by the ones of the new input, together with the input itself, and only then
+    are the shapes propagated (``model.reshape`` would stop at the first old constant).
+    Raises ``ValueError`` for a model whose head does not have them.
+    """
+    import openvino as ov
+    import openvino.opset13 as opset
+
+    old_h, old_w = (int(side) for side in model.input().get_shape()[2:])
+    old_points, old_strides = anchor_grid(old_h, old_w)
+    points, strides = anchor_grid(height, width)
+    old_n = old_points.shape[2]
+    replaced = 0
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Constant":
+            continue
+        data = node.get_data()
+        if data.shape == old_points.shape and np.array_equal(data, old_points):
+            new = points
+        elif data.shape == old_strides.shape and np.array_equal(data, old_strides):
+            new = strides
+        elif data.ndim == 1 and data.size <= 4 and data.dtype.kind == "i" and old_n in data:
+            # -1: the Reshape infers the anchor count, valid before and after the reshape.
+            new = np.where(data == old_n, -1, data).astype(data.dtype)
+        else:
+            continue
+        node.output(0).replace(opset.constant(new).output(0))
+        replaced += 1
+    if replaced < HEAD_CONSTANTS:
+        raise ValueError(
+            f"model {model.get_friendly_name()!r}: found {replaced} of the "
+            f"{HEAD_CONSTANTS} detection-head constants a reshape needs"
+        )
+    old_input = model.get_parameters()[0]
+    new_input = opset.parameter([1, 3, height, width], old_input.get_element_type())
+    new_input.output(0).get_tensor().set_names(old_input.output(0).get_names())
+    old_input.output(0).replace(new_input.output(0))
+    reshaped = ov.Model(model.get_results(), [new_input], model.get_friendly_name())
+    reshaped.validate_nodes_and_infer_types()  # propagate the new shapes through the graph
+    return reshaped
+
+
+@dataclass
+class _Shape:
+    """One compiled input shape and its pool of idle infer requests."""
+
+    compiled: object
+    idle: queue.Queue
+
+
+class OpenVinoRunner:
+    """Runs one OpenVINO detection IR for many threads; ``__call__`` returns Ultralytics-style
+    rows ``x1, y1, x2, y2, confidence, class`` in the pixels of the image given.
+
+    ``requests`` infer requests per shape may run at once (0: OpenVINO's optimal number for
+    the THROUGHPUT hint; 1: one at a time, as Ultralytics does).
+    """
+
+    def __init__(self, model: str | Path, imgsz: int, *, rect: bool, requests: int) -> None:
+        import openvino as ov
+
+        path = Path(model)
+        self.xml = path if path.suffix == ".xml" else next(path.glob("*.xml"))
+        self.imgsz, self.rect, self.requests = int(imgsz), bool(rect), int(requests)
+        self._core = ov.Core()
+        self._config = {"PERFORMANCE_HINT": "THROUGHPUT" if self.requests != 1 else "LATENCY"}
+        self._shapes: dict[tuple[int, int], _Shape] = {}
+        self._compile_lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray, confidence: float, classes: list[int]) -> np.ndarray:
+        import torch
+        from ultralytics.utils import nms, ops
+
+        padded = self._input(image)
+        blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
+        output = self._infer(blob.astype(np.float32) / 255.0)
+        rows = nms.non_max_suppression(
+            torch.from_numpy(output),
+            confidence,
+            NMS_IOU,
+            classes,
+            max_det=MAX_DETECTIONS,
+        )[0]
+        rows[:, :4] = ops.scale_boxes(padded.shape[:2], rows[:, :4], image.shape)
+        return rows.numpy()
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The network input (height, width) an image of this size is fed at."""
+        return letterbox(np.zeros((height, width, 1), np.uint8), self.imgsz, self.rect).shape[:2]
+
+    def _input(self, image: np.ndarray) -> np.ndarray:
+        padded = letterbox(image, self.imgsz, self.rect)
+        if padded.shape[:2] not in self._shapes and len(self._shapes) >= MAX_SHAPES:
+            # Too many shapes (ROIs of many sizes): the square one fits every image.
+            padded = letterbox(image, self.imgsz, rect=False)
+        return padded
+
+    def _infer(self, blob: np.ndarray) -> np.ndarray:
+        shape = self._shape(blob.shape[2], blob.shape[3])
+        request = shape.idle.get()  # waits while every request of this shape is busy
+        try:
+            # infer() releases the GIL: other cameras' requests run on the other cores.
+            return request.infer({0: blob})[0]  # a copy (share_outputs=False)
+        finally:
+            shape.idle.put(request)
+
+    def _shape(self, height: int, width: int) -> _Shape:
+        key = (height, width)
+        shape = self._shapes.get(key)
+        if shape is None:
+            with self._compile_lock:
+                shape = self._shapes.get(key) or self._compile(key)
+        return shape
+
+    def _compile(self, key: tuple[int, int]) -> _Shape:
+        model = self._core.read_model(self.xml)
+        if tuple(model.input().get_shape())[2:] != key:
+            model = reshape_detect_head(model, *key)
+        compiled = self._core.compile_model(model, "CPU", self._config)
+        count = self.requests or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        idle: queue.Queue = queue.Queue()
+        for _ in range(max(1, int(count))):
+            idle.put(compiled.create_infer_request())
+        log.info("OpenVINO input %dx%d compiled with %d infer request(s)", key[1], key[0], count)
+        self._shapes[key] = shape = _Shape(compiled, idle)
+        return shape
