@@ -1,6 +1,6 @@
 """Names people type, shown as text: escaped for HTML and Markdown, inert in CSV files.
 
-Store, camera, line, zone and user names are typed by users, and pages show them to every
+Store, camera, line and user names are typed by users, and pages show them to every
 other user. Wherever such text enters HTML or Markdown it goes through :func:`html_text`
 or :func:`markdown_text`; wherever it enters a CSV download, through :func:`csv_cell`
 (or :func:`csv_frame` for a whole table).
@@ -24,9 +24,7 @@ __all__ = ["html_text", "markdown_text", "csv_cell", "csv_frame", "CSV_FORMULA_P
 #: word's edge: inside a word it cannot), and punctuation at the start (a list, quote or
 #: heading). CommonMark shows each literally after a backslash; other punctuation is left
 #: as it is, so ``snake_case`` and paths stay readable in the pane's ``object``.
-_MARKDOWN_MARKUP = re.compile(
-    r"([\\`*\[\]<>&~$|!#]|(?<![^\W_])_|_(?![^\W_])|^[!-/:-@\[-`{-~])"
-)
+_MARKDOWN_MARKUP = re.compile(r"([\\`*\[\]<>&~$|!#]|(?<![^\W_])_|_(?![^\W_])|^[!-/:-@\[-`{-~])")
 #: "1." or "1)" at the start opens an ordered list.
 _ORDERED_LIST_START = re.compile(r"^(\d+)([.)])")
 #: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
