@@ -156,7 +156,7 @@ import holoviews as hv
 
 from zvpanel import plots
 from zvpanel.calibration import parse_calibration
-from zvpanel.calibration_check import check_calibration, main_walking_direction
+from zvpanel.calibration_check import check_calibration, line_reliability, main_walking_direction
 from zvpanel.detection import YoloDetector
 from zvpanel.sources import iter_frames, probe_source
 from zvpanel.tracks import (
@@ -231,6 +231,18 @@ plots.in_image_space(
     frame_size,
     title="The three best candidate lines",
 )
+"""
+    ),
+    new_markdown_cell(
+        "## Where tracking is reliable\n\n"
+        "Near each of the best lines: the tracks passing it, how many tracks begin or end "
+        "there (people lost or hidden: crossings missed or counted twice) and the share of "
+        "boxes at least half covered by another (crowding). The calibration check warns "
+        "above 30% broken or 10% hidden."
+    ),
+    new_code_cell(
+        """\
+line_reliability(tracks, best, frame_size).round(2)
 """
     ),
     new_markdown_cell("## Suggested line, checked"),

@@ -122,7 +122,8 @@ def test_geometry_warnings(name, lines, roi, expected):
         ),
         (
             "walkers every way: no main direction",
-            [((100, 300), (700, 300)), ((400, 50), (400, 550))] * 3,
+            [((100, 300 + 60 * k), (700, 300 + 60 * k)) for k in range(3)]
+            + [((400 + 60 * k, 50), (400 + 60 * k, 550)) for k in range(3)],
             (100, 250, 700, 250),
             [],
         ),
@@ -185,3 +186,70 @@ def test_check_footage_with_the_real_model(video_path, model_path):
     got = codes(check_footage(cal, video_path, YoloDetector(model_path), max_frames=40))
     assert ("l2", "few_tracks") in got and ("l2", "near_edge") in got
     assert ("l1", "near_edge") not in got
+
+
+def _tracks(rows: list[tuple[int, int, float, float]], size=(10.0, 40.0)):
+    """A track table from rows (track_id, frame, x, y) of feet points, boxes of ``size``."""
+    from zvpanel.detections import Detections
+
+    w, h = size
+    frames = {}
+    for track_id, frame, x, y in rows:
+        frames.setdefault(frame, []).append((track_id, [x - w / 2, y - h, x + w / 2, y]))
+    return tracks_from_detections(
+        (
+            frame,
+            Detections(
+                xyxy=[box for _, box in items],
+                confidence=[1.0] * len(items),
+                class_id=[0] * len(items),
+                tracker_id=[t for t, _ in items],
+            ),
+        )
+        for frame, items in sorted(frames.items())
+    )
+
+
+def _walk(track_id: int, y: float, x0: float, x1: float, frames: range, offset: float = 0.0):
+    n = len(frames) - 1
+    return [(track_id, f, x0 + (x1 - x0) * i / n + offset, y) for i, f in enumerate(frames)]
+
+
+# Six people walking left to right over frames 0-20, from x=100 to x=700, 40 px apart.
+WHOLE = [row for k in range(6) for row in _walk(k + 1, 200 + 40 * k, 100, 700, range(21))]
+# The same people, each lost at x=400 and found again under a new id (the tracker broke).
+BROKEN = [row for k in range(6) for row in _walk(k + 1, 200 + 40 * k, 100, 400, range(11))] + [
+    row for k in range(6) for row in _walk(k + 11, 200 + 40 * k, 415, 700, range(11, 21))
+]
+# Six pairs, each two people walking one behind the other (boxes 70% covered).
+PAIRS = WHOLE + [row for k in range(6) for row in _walk(k + 21, 200 + 40 * k, 103, 703, range(21))]
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "line", "expected"),
+    [
+        ("people seen whole", WHOLE, (400, 150, 400, 450), []),
+        (
+            "tracks broken at the line: nobody crosses it whole",
+            BROKEN,
+            (400, 150, 400, 450),
+            [("l1", "few_tracks"), ("l1", "broken_tracks")],
+        ),
+        ("tracks broken elsewhere", BROKEN, (250, 150, 250, 450), []),
+        ("people hiding each other", PAIRS, (400, 150, 400, 450), [("l1", "crowded")]),
+    ],
+)
+def test_reliability_warnings(name, rows, line, expected):
+    assert codes(check_calibration(calibration(line), FRAME, _tracks(rows))) == expected, name
+
+
+def test_reliability_numbers_are_in_the_message_and_the_table():
+    from zvpanel.calibration_check import line_reliability
+
+    cal = calibration((400, 150, 400, 450))
+    table = line_reliability(_tracks(BROKEN), cal.lines, FRAME)
+    assert table.iloc[0][["near_tracks", "broken"]].tolist() == [12, 12]
+    (warning,) = [
+        w for w in check_calibration(cal, FRAME, _tracks(BROKEN)) if w.code != "few_tracks"
+    ]
+    assert "12 tracks begin or end near it for 12 tracks passing it (100%" in warning.message

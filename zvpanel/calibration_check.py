@@ -8,6 +8,7 @@ not an error: the calibration stays valid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -37,10 +38,19 @@ __all__ = [
     "MIN_DISPLACEMENTS",
     "MIN_MOVE_PX",
     "MIN_TRACKS_CROSSING",
+    "line_reliability",
+    "MAX_BROKEN_SHARE",
+    "MAX_HIDDEN_SHARE",
 ]
 
 WarningCode = Literal[
-    "outside_frame", "near_edge", "outside_roi", "parallel_to_walking", "few_tracks"
+    "outside_frame",
+    "near_edge",
+    "outside_roi",
+    "parallel_to_walking",
+    "few_tracks",
+    "broken_tracks",
+    "crowded",
 ]
 
 #: Band along each frame edge (fraction of the frame's width or height) where people are cut
@@ -60,6 +70,20 @@ MIN_DISPLACEMENTS = 20
 MIN_MOVE_PX = 3.0
 #: A line crossed by fewer distinct tracks than this in the footage counts next to nothing.
 MIN_TRACKS_CROSSING = 3
+#: An anchor point within this many of its box heights of a line is "at the line".
+NEAR_LINE_HEIGHTS = 0.5
+#: Tracks that begin or end at a line (not at the clip's start or end, nor at the frame
+#: edge) were lost or found there: per track passing the line, more than this share of
+#: such ends means the tracker breaks people up there, and each break can miss a crossing.
+MAX_BROKEN_SHARE = 0.3
+#: A box covered by another over at least this share of its own area is hidden.
+HIDDEN_COVER = 0.5
+#: More than this share of the boxes at a line hidden by others: too crowded to count well.
+#: (On benchmarks/scenes.toml's lines: vtest 0-8%, Venice-2 4-21%, TUD-Stadtmitte 0-10%;
+#: broken shares 0-62%, 15-86% and 0-50%, with 0% line error on every vtest line below 30%.)
+MAX_HIDDEN_SHARE = 0.1
+#: The two reliability warnings need at least this many tracks at the line to mean anything.
+MIN_TRACKS_NEAR = 3
 #: Frames of a camera's footage :func:`check_footage` tracks people in (30 s at 10 fps).
 CHECK_FRAMES = 300
 #: Detections per second :func:`check_footage` runs at (the engine's default rate).
@@ -89,17 +113,22 @@ def check_calibration(
 
     Geometry alone: lines outside the frame, near an edge, or outside the ROI. With
     ``tracks`` (a :mod:`zvpanel.tracks` table of the same camera's footage): lines nearly
-    parallel to the main walking direction, and lines few tracks cross.
+    parallel to the main walking direction, lines few tracks cross, and lines where tracks
+    break up or boxes hide each other (:func:`line_reliability`).
     """
     width, height = frame_size
     if width <= 0 or height <= 0:
         raise ValueError(f"frame_size={frame_size!r} must be positive (width, height)")
     direction: float | None = None
     crossed: dict[str, int] = {}
+    reliability: dict[str, dict] = {}
     if tracks is not None and len(tracks):
         direction = main_walking_direction(tracks)
         counts = line_crossing_counts(tracks, calibration.lines)
         crossed = dict(zip(counts["line_id"], counts["tracks"].astype(int), strict=True))
+        if {"w", "h"} <= set(tracks.columns):
+            table = line_reliability(tracks, calibration.lines, frame_size)
+            reliability = table.set_index("line_id").to_dict("index")
     warnings: list[CalibrationWarning] = []
     for line in calibration.lines:
         warnings.extend(_geometry_warnings(line, calibration.roi, width, height))
@@ -114,7 +143,122 @@ def check_calibration(
                     f"footage (fewer than {MIN_TRACKS_CROSSING}); put it where people walk",
                 )
             )
+        if line.id in reliability:
+            warnings.extend(_reliability_warnings(line, reliability[line.id]))
     return warnings
+
+
+def line_reliability(
+    tracks: pd.DataFrame, lines: Sequence[CountingLine], frame_size: tuple[int, int]
+) -> pd.DataFrame:
+    """How well each line's surroundings are tracked: one row per line.
+
+    ``near_tracks``: tracks with an anchor point within ``NEAR_LINE_HEIGHTS`` box heights of
+    the line; ``broken``: track beginnings and ends there (not at the clip's first or last
+    frame, nor within ``EDGE_MARGIN`` of the frame edge); ``broken_share`` = broken /
+    near_tracks; ``hidden_share``: share of the boxes there covered by another box over at
+    least ``HIDDEN_COVER`` of their area.
+    """
+    width, height = frame_size
+    first, last = int(tracks["frame"].min()), int(tracks["frame"].max())
+    ends = _track_ends(tracks, first, last, width, height)
+    hidden = _hidden(tracks)
+    rows = []
+    for line in lines:
+        near = _near(line, tracks["x"].to_numpy(), tracks["y"].to_numpy(), tracks["h"].to_numpy())
+        n_tracks = int(tracks.loc[near, "track_id"].nunique())
+        end_near = _near(line, ends["x"].to_numpy(), ends["y"].to_numpy(), ends["h"].to_numpy())
+        broken = int(end_near.sum())
+        rows.append(
+            {
+                "line_id": line.id,
+                "near_tracks": n_tracks,
+                "broken": broken,
+                "broken_share": broken / n_tracks if n_tracks else 0.0,
+                "hidden_share": float(hidden[near].mean()) if near.any() else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _near(line: CountingLine, x: np.ndarray, y: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Points within NEAR_LINE_HEIGHTS of their box height of the segment."""
+    dx, dy = line.x2 - line.x1, line.y2 - line.y1
+    t = np.clip(((x - line.x1) * dx + (y - line.y1) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    distance = np.hypot(x - (line.x1 + t * dx), y - (line.y1 + t * dy))
+    return distance <= NEAR_LINE_HEIGHTS * h
+
+
+def _track_ends(
+    tracks: pd.DataFrame, first: int, last: int, width: int, height: int
+) -> pd.DataFrame:
+    """The first and last points of tracks that begin or end inside the clip and frame."""
+    by_track = tracks.sort_values("frame").groupby("track_id", sort=False)
+    starts = by_track.head(1)
+    starts = starts[starts["frame"] > first]
+    stops = by_track.tail(1)
+    stops = stops[stops["frame"] < last]
+    ends = pd.concat([starts, stops])
+    mx, my = EDGE_MARGIN * width, EDGE_MARGIN * height
+    left, right = ends["x"] - ends["w"] / 2, ends["x"] + ends["w"] / 2
+    inside = (left > mx) & (right < width - mx) & (ends["y"] - ends["h"] > my)
+    return ends[inside & (ends["y"] < height - my)]
+
+
+def _hidden(tracks: pd.DataFrame) -> np.ndarray:
+    """For each row: is its box covered by another box of the same frame over HIDDEN_COVER?"""
+    x1 = (tracks["x"] - tracks["w"] / 2).to_numpy()
+    x2 = (tracks["x"] + tracks["w"] / 2).to_numpy()
+    y2 = tracks["y"].to_numpy()
+    y1 = y2 - tracks["h"].to_numpy()
+    hidden = np.zeros(len(tracks), dtype=bool)
+    for rows in tracks.groupby("frame").indices.values():
+        if len(rows) < 2:
+            continue
+        ix = np.clip(
+            np.minimum(x2[rows, None], x2[None, rows]) - np.maximum(x1[rows, None], x1[None, rows]),
+            0,
+            None,
+        )
+        iy = np.clip(
+            np.minimum(y2[rows, None], y2[None, rows]) - np.maximum(y1[rows, None], y1[None, rows]),
+            0,
+            None,
+        )
+        cover = ix * iy
+        np.fill_diagonal(cover, 0.0)
+        area = np.maximum((x2[rows] - x1[rows]) * (y2[rows] - y1[rows]), 1e-9)
+        hidden[rows] = cover.max(axis=1) >= HIDDEN_COVER * area
+    return hidden
+
+
+def _reliability_warnings(line: CountingLine, row: dict) -> list[CalibrationWarning]:
+    if row["near_tracks"] < MIN_TRACKS_NEAR:
+        return []
+    found = []
+    if row["broken_share"] > MAX_BROKEN_SHARE:
+        found.append(
+            CalibrationWarning(
+                line.id,
+                "broken_tracks",
+                f"line {line.id!r}: {row['broken']} tracks begin or end near it for "
+                f"{row['near_tracks']} tracks passing it ({_pct(row['broken_share'])}, more "
+                f"than {_pct(MAX_BROKEN_SHARE)}): people are lost or hidden there and "
+                "crossings can be missed or counted twice; move it where people are seen whole",
+            )
+        )
+    if row["hidden_share"] > MAX_HIDDEN_SHARE:
+        found.append(
+            CalibrationWarning(
+                line.id,
+                "crowded",
+                f"line {line.id!r}: {_pct(row['hidden_share'])} of the boxes near it are at "
+                f"least {_pct(HIDDEN_COVER)} covered by another (more than "
+                f"{_pct(MAX_HIDDEN_SHARE)}): people hide each other there; a line where they "
+                "walk apart counts better",
+            )
+        )
+    return found
 
 
 def check_footage(

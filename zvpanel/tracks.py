@@ -1,8 +1,8 @@
 """Per-track anchor trajectories, from a video run or from ground truth, as a DataFrame.
 
 One row per (track, frame): ``track_id``, ``frame`` (0-based decoded frame index), ``x``,
-``y`` (the anchor point in image pixels) and ``speed`` (pixels per decoded frame since the
-track's previous point; NaN at its first point). The notebooks and the calibration check
+``y`` (the anchor point in image pixels), ``speed`` (pixels per decoded frame since the
+track's previous point; NaN at its first point) and ``w``, ``h`` (the box's size). The notebooks and the calibration check
 read footage through this table: where people walk, how fast, and which candidate lines
 they cross cleanly.
 """
@@ -43,7 +43,7 @@ __all__ = [
     "line_crossing_counts",
 ]
 
-TRACK_COLUMNS = ("track_id", "frame", "x", "y", "speed")
+TRACK_COLUMNS = ("track_id", "frame", "x", "y", "speed", "w", "h")
 #: A track crossing a line back within this many decoded frames of its previous crossing is
 #: hesitating or jittering on the line, which makes the line a poor place to count.
 QUICK_RECROSS_FRAMES = 10
@@ -64,18 +64,19 @@ def tracks_from_detections(
         if not len(tracked):
             continue
         points = anchor_points(tracked.xyxy, anchor)
+        size = tracked.xyxy[:, 2:4] - tracked.xyxy[:, 0:2]
         parts.append(
-            np.column_stack(
-                [tracked.tracker_id, np.full(len(tracked), index), points[:, 0], points[:, 1]]
-            )
+            np.column_stack([tracked.tracker_id, np.full(len(tracked), index), points, size])
         )
-    rows = np.concatenate(parts) if parts else np.zeros((0, 4))
+    rows = np.concatenate(parts) if parts else np.zeros((0, 6))
     table = pd.DataFrame(
         {
             "track_id": rows[:, 0].astype(np.int64),
             "frame": rows[:, 1].astype(np.int64),
             "x": rows[:, 2].astype(float),
             "y": rows[:, 3].astype(float),
+            "w": rows[:, 4].astype(float),
+            "h": rows[:, 5].astype(float),
         }
     )
     return _with_speed(table)
