@@ -304,9 +304,9 @@ def _cli_makes_names(hostile: Hostile) -> None:
     hostile.cli_camera_id = _camera_id(server, CAMERA_CLI)
     hostile.secret_camera_id = _camera_id(server, SECRET_CAMERA)
     line = ["--line", "345.6", "40", "345.6", "540"]
-    out.append(
-        _cli(server, "calibrate", str(hostile.cli_camera_id), *line, f"--line-id={LINE_HOSTILE}")
-    )
+    # Two lines, so the live tile lists the counts per line (by name).
+    lines = [*line, f"--line-id={LINE_HOSTILE}", "--line", "100", "150", "600", "150"]
+    out.append(_cli(server, "calibrate", str(hostile.cli_camera_id), *lines, "--line-id=door"))
     # Calibrated, the engine starts the camera: it cannot connect, and says so (masked).
     out.append(_cli(server, "calibrate", str(hostile.secret_camera_id), *line))
     out.append(_cli(server, "camera", "list"))
@@ -348,6 +348,7 @@ def _open_every_page(tab: Watch, hostile: Hostile, who: str) -> None:
         page.get_by_text(who, exact=False).first.wait_for()  # the navigation bar, as text
         if path == "/live":
             _wait_for_text(tab, f"{STORE_WEB} / {CAMERA_WEB}")  # a tile's title
+            _wait_for_text(tab, f"{LINE_HOSTILE}: ")  # the counts per line under a tile
             chips = page.locator(".choices__item").all_inner_texts()
             assert any(f"{STORE_CLI} / {CAMERA_CLI}" in chip for chip in chips), chips
         elif path == "/calibrate":
