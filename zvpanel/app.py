@@ -90,7 +90,12 @@ class App:
 
     def start_engine(self) -> None:
         self.engine = Engine(
-            self.db, self.hub, self.writer, self.detector, tracker_kind=self.settings.tracker
+            self.db,
+            self.hub,
+            self.writer,
+            self.detector,
+            tracker_kind=self.settings.tracker,
+            motion_gating=self.settings.motion_gating,
         )
         self.engine.start()
 

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
             "(every core busy), 1 runs one frame at a time."
         ),
     )
+    motion_gating: bool = Field(
+        True,
+        description=(
+            "Skip detection on a camera while nothing moves in its region of interest "
+            "(the people seen last stay tracked; never while someone is near a line)."
+        ),
+    )
     tracker: TrackerKind = Field(
         "bytetrack", description="Tracker: 'bytetrack' or 'botsort' (both ship with Ultralytics)."
     )

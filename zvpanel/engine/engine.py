@@ -48,6 +48,7 @@ class Engine:
         *,
         tracker_kind: str = "bytetrack",
         realtime: bool = True,
+        motion_gating: bool = True,
     ) -> None:
         self.db = db
         self.hub = hub
@@ -55,6 +56,7 @@ class Engine:
         self.detector = detector
         self.tracker_kind = tracker_kind
         self.realtime = realtime
+        self.motion_gating = motion_gating
         self._workers: dict[int, CameraWorker] = {}
         # Serialises start/stop/reload: they may come from a web request and a CLI at once.
         # Held only to read or swap ``_workers``, never while a thread is joined: a stream
@@ -246,6 +248,7 @@ class Engine:
             tracker_kind=self.tracker_kind,
             realtime=self.realtime,
             labels=tuple(getattr(self.detector, "labels", ("person",))),
+            motion_gating=self.motion_gating,
         )
         with self._lock:
             if not self._running:  # stopped meanwhile

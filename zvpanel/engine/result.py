@@ -29,6 +29,7 @@ class CameraStatus:
     frames_processed: int = 0
     frames_dropped: int = 0  # decoded but never processed (the engine only takes the newest)
     hardware_limited: bool = False
+    gated_share: float = 0.0  # share of the frames taken that motion gating did not detect on
 
     @property
     def reason(self) -> str | None:
@@ -47,6 +48,7 @@ class CameraStatus:
             "frames_processed": self.frames_processed,
             "frames_dropped": self.frames_dropped,
             "hardware_limited": self.hardware_limited,
+            "gated_share": round(self.gated_share, 3),
         }
 
 

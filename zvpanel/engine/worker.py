@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..calibration import Calibration
+from ..detection.motion import GatedDetector
 from ..pipeline import CountingPipeline
 from ..rate import RATE_WINDOW_S, MovingMean, Pacer, RateMeter
 from ..sources import CameraSource, FrameReader
@@ -94,11 +95,13 @@ class CameraWorker:
         tracker_kind: str = "bytetrack",
         realtime: bool = True,
         labels: tuple[str, ...] = ("person",),
+        motion_gating: bool = True,
     ) -> None:
         self.camera = camera
         self.hub = hub
         self.writer = writer
-        self.detector = detector
+        # Motion gating is per camera (it compares this camera's frames): its own wrapper.
+        self.detector = GatedDetector(detector, calibration) if motion_gating else detector
         self.tracker_kind = tracker_kind
         self.labels = labels
         # Raises SourceError at once for a source string that cannot mean anything.
@@ -253,6 +256,8 @@ class CameraWorker:
             # Counts of kept line ids survive; the tracker keeps its tracks and rescales its
             # time-based parameters to a new rate (so nobody on screen is counted twice).
             self._pipeline.set_calibration(calibration)
+            if isinstance(self.detector, GatedDetector):
+                self.detector.set_calibration(calibration)
             self._calibration = calibration
             self._counts = self._pipeline.counts()
         self._pacer.set_fps(calibration.detection_fps)
@@ -305,6 +310,7 @@ class CameraWorker:
             frames_processed=self._processed,
             frames_dropped=self._reader.dropped if self._reader is not None else 0,
             hardware_limited=limited,
+            gated_share=getattr(self.detector, "gated_share", 0.0),
         )
 
     def _log_error(self, error: Exception) -> None:

@@ -56,6 +56,7 @@ def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] |
     parts.append(
         f'<br>Detection rate: <span class="zv-fps">{status.actual_fps:.1f}</span> of '
         f"{status.target_fps:.1f} fps target · {status.processing_ms:.0f} ms per frame"
+        f' · <span class="zv-gated">{100 * status.gated_share:.0f}%</span> skipped (no motion)'
     )
     if status.hardware_limited:
         parts.append(
