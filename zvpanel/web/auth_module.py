@@ -15,7 +15,6 @@ pages' security headers are set there too.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from urllib.parse import urlparse
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 from tornado.web import RequestHandler
 
 from zvpanel.config import Settings
+from zvpanel.display import html_text
 from zvpanel.errors import AuthError
 from zvpanel.web.auth import (
     LOGIN_THROTTLE,
@@ -197,10 +197,10 @@ class LoginHandler(RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.write(
             _PAGE.format(
-                action=html.escape(login_url),
+                action=html_text(login_url),
                 message=message,
-                username=html.escape(username),
-                next=html.escape(_safe_next(target)),
+                username=html_text(username),
+                next=html_text(_safe_next(target)),
             )
         )
 
