@@ -82,3 +82,21 @@ def launch_chromium():
         return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
     return launch
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """Debian's PostgreSQL, started once per session as the postgres user (tests/postgres.py)."""
+    from postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request, tmp_path: Path) -> str | Path:
+    """Where a test's database lives, once per backend: a new SQLite file, or a new
+    database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "nested" / "dir" / "zvpanel.db"
+    return request.getfixturevalue("postgres").new_database()

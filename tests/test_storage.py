@@ -1,5 +1,9 @@
-"""Storage on a real SQLite file in tmp_path: schema, users, stores, cameras, calibrations,
-events, the event writer, chart queries and the start-up bootstrap."""
+"""Storage on both backends (a real SQLite file in tmp_path, a real PostgreSQL server
+started by the session fixture): schema, users, stores, cameras, calibrations, events,
+the event writer, chart queries, retention and the start-up bootstrap.
+
+The ``db`` and ``db_target`` fixtures run a test once per backend; tests of SQLite's own
+behaviour (the file, WAL) take ``db_path``."""
 
 from __future__ import annotations
 
@@ -19,20 +23,24 @@ from zvpanel.counting import CrossingEvent
 from zvpanel.errors import ConfigError, NotFoundError
 from zvpanel.storage import (
     DEMO_CALIBRATION,
+    MAX_RETENTION_DAYS,
     SCHEMA_VERSION,
     ConflictError,
     Database,
+    EventFilter,
     EventRow,
     EventWriter,
     InvalidValueError,
     binned_counts,
     bootstrap,
     events_frame,
+    latest_event_id,
     occupancy,
     per_camera,
     utc_text,
 )
 from zvpanel.storage import schema as schema_module
+from zvpanel.storage.retention import RetentionJob
 
 UTC = timezone.utc
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -52,8 +60,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db(db_path: Path, fast_hasher: PasswordHasher):
-    database = Database(db_path, password_hasher=fast_hasher)
+def db(db_target, fast_hasher: PasswordHasher):
+    database = Database(db_target, password_hasher=fast_hasher)
     yield database
     database.close()
 
@@ -89,8 +97,9 @@ def settings_for(tmp_path: Path, **overrides):
 
 
 # --------------------------------------------------------------------------- schema
-def test_open_creates_file_wal_and_schema(db: Database, db_path: Path):
-    assert db_path.is_file()
+def test_open_creates_file_wal_and_schema(db_path: Path, fast_hasher):
+    db = Database(db_path, password_hasher=fast_hasher)
+    assert db_path.is_file() and db.dialect == "sqlite"
     other = sqlite3.connect(db_path)
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -102,41 +111,40 @@ def test_open_creates_file_wal_and_schema(db: Database, db_path: Path):
     assert {"users", "stores", "cameras", "calibrations", "counting_lines", "events"} <= tables
     assert {"events_store_ts", "events_camera_ts"} <= indexes
     assert db._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    db.close()
 
 
-def test_reopen_is_idempotent_and_keeps_data(db_path: Path, fast_hasher):
-    with Database(db_path, password_hasher=fast_hasher) as first:
+def test_reopen_is_idempotent_and_keeps_data(db_target, fast_hasher):
+    with Database(db_target, password_hasher=fast_hasher) as first:
         first.create_store("A", "UTC")
     for _ in range(2):
-        with Database(db_path, password_hasher=fast_hasher) as again:
+        with Database(db_target, password_hasher=fast_hasher) as again:
             assert [s.name for s in again.list_stores()] == ["A"]
-            assert schema_module.schema_version(again._conn) == SCHEMA_VERSION
-            assert schema_module.migrate(again._conn) == SCHEMA_VERSION
+            assert again._backend.schema_version(again._conn) == SCHEMA_VERSION
+            assert schema_module.migrate(again._conn, again._backend) == SCHEMA_VERSION
 
 
-def test_a_later_migration_upgrades_an_existing_database(db_path, fast_hasher, monkeypatch):
-    with Database(db_path, password_hasher=fast_hasher) as db:
+def test_a_later_migration_upgrades_an_existing_database(db_target, fast_hasher, monkeypatch):
+    with Database(db_target, password_hasher=fast_hasher) as db:
         db.create_store("Kept", "UTC")
-    v2 = ("ALTER TABLE stores ADD COLUMN note TEXT NOT NULL DEFAULT 'none'",)
-    monkeypatch.setattr(schema_module, "MIGRATIONS", (*schema_module.MIGRATIONS, v2))
+    later = ("ALTER TABLE stores ADD COLUMN note TEXT NOT NULL DEFAULT 'none'",)
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*schema_module.MIGRATIONS, later))
     monkeypatch.setattr(schema_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with Database(db_path, password_hasher=fast_hasher) as db:
-        assert schema_module.schema_version(db._conn) == SCHEMA_VERSION + 1
+    with Database(db_target, password_hasher=fast_hasher) as db:
+        assert db._backend.schema_version(db._conn) == SCHEMA_VERSION + 1
         row = db._conn.execute("SELECT name, note FROM stores").fetchone()
         assert tuple(row) == ("Kept", "none")
 
 
-def test_newer_database_is_refused(db_path: Path, fast_hasher):
-    Database(db_path, password_hasher=fast_hasher).close()
-    conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
-    conn.close()
+def test_newer_database_is_refused(db_target, fast_hasher):
+    with Database(db_target, password_hasher=fast_hasher) as db:
+        db._backend.set_schema_version(db._conn, SCHEMA_VERSION + 5)
     with pytest.raises(ConfigError, match="newer"):
-        Database(db_path, password_hasher=fast_hasher)
+        Database(db_target, password_hasher=fast_hasher)
 
 
-def test_closed_database_refuses_writes(db_path: Path, fast_hasher):
-    db = Database(db_path, password_hasher=fast_hasher)
+def test_closed_database_refuses_writes(db_target, fast_hasher):
+    db = Database(db_target, password_hasher=fast_hasher)
     db.close()
     with pytest.raises(Exception, match="closed"):
         db.create_store("X", "UTC")
@@ -172,8 +180,8 @@ def test_concurrent_writes_and_reads_from_threads(db: Database):
 
 
 # --------------------------------------------------------------------------- users
-def test_passwords_are_hashed_with_argon2id_and_authenticate(db_path: Path):
-    with Database(db_path) as db:  # the default hasher and its costs
+def test_passwords_are_hashed_with_argon2id_and_authenticate(db_target):
+    with Database(db_target) as db:  # the default hasher and its costs
         user = db.create_user("alice", "correct horse", is_admin=True)
         assert user.username == "alice" and user.is_admin
         assert not hasattr(user, "password_hash")
@@ -210,11 +218,11 @@ def test_user_management(db: Database):
     assert db.get_user("bob").is_admin
 
 
-def test_authenticate_rehashes_old_parameters(db_path: Path, fast_hasher):
-    with Database(db_path, password_hasher=fast_hasher) as db:
+def test_authenticate_rehashes_old_parameters(db_target, fast_hasher):
+    with Database(db_target, password_hasher=fast_hasher) as db:
         db.create_user("dave", "password-1")
     stronger = PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
-    with Database(db_path, password_hasher=stronger) as db:
+    with Database(db_target, password_hasher=stronger) as db:
         assert db.authenticate("dave", "password-1") is not None
         stored = db._conn.execute("SELECT password_hash FROM users").fetchone()[0]
         assert "m=16384,t=2" in stored
@@ -305,7 +313,7 @@ def test_calibration_round_trip(db: Database, camera):
         db.set_calibration(camera.id, {"lines": []})  # type: ignore[arg-type]
 
 
-def test_config_revision_moves_with_config_changes_from_any_connection(db, db_path, camera):
+def test_config_revision_moves_with_config_changes_from_any_connection(db, db_target, camera):
     before = db.config_revision()
     db.set_calibration(camera.id, DEMO_CALIBRATION)
     assert db.config_revision() == before + 1
@@ -314,7 +322,7 @@ def test_config_revision_moves_with_config_changes_from_any_connection(db, db_pa
     )
     db.create_user("someone", "password-9")
     assert db.config_revision() == before + 1  # events and users are not configuration
-    with Database(db_path, password_hasher=db._hasher) as other_process:
+    with Database(db_target, password_hasher=db._hasher) as other_process:
         other_process.set_enabled(camera.id, False)
     assert db.config_revision() == before + 2
 
@@ -463,9 +471,11 @@ def test_events_are_filtered_by_time_store_camera_and_id(db: Database, camera):
     assert list(df["timestamp"]) == [T0 + timedelta(hours=3), T0 + timedelta(hours=4)]
     assert set(df["camera_name"]) == {"Door"}
     newest = int(events_frame(db)["id"].max())
+    assert latest_event_id(db) == newest
     add_events(db, other, [(T0, "entry")])
     fresh = events_frame(db, after_id=newest)
     assert list(fresh["direction"]) == ["entry"] and list(fresh["camera_id"]) == [other.id]
+    assert latest_event_id(db, EventFilter(camera_id=camera.id)) < newest < latest_event_id(db)
 
 
 # --------------------------------------------------------------------------- chart queries
@@ -481,8 +491,8 @@ def test_binned_counts_land_in_the_store_local_hour_and_day(db: Database, camera
             (datetime(2026, 1, 15, 7, 10, tzinfo=UTC), "entry"),  # 15 Jan 02:10 local
         ],
     )
-    df = events_frame(db, store_id=camera.store_id)
-    hourly = binned_counts(df, "h", tz)
+    store = EventFilter(store_id=camera.store_id)
+    hourly = binned_counts(db, "h", tz, store)
     local = lambda *a: pd.Timestamp(datetime(*a), tz=tz)  # noqa: E731
     assert list(hourly.index) == [
         local(2026, 1, 14, 23),
@@ -491,15 +501,34 @@ def test_binned_counts_land_in_the_store_local_hour_and_day(db: Database, camera
     assert hourly["entries"].tolist() == [1, 1, 0, 1]
     assert hourly["exits"].tolist() == [0, 1, 0, 0]
 
-    daily = binned_counts(df, "D", tz)
+    daily = binned_counts(db, "D", tz, store)
     assert list(daily.index) == [local(2026, 1, 14), local(2026, 1, 15)]
     assert daily.to_dict("list") == {"entries": [1, 2], "exits": [0, 1]}
     # In UTC the same events fall on one day.
-    assert binned_counts(df, "D", "UTC").to_dict("list") == {"entries": [3], "exits": [1]}
+    assert binned_counts(db, "D", "UTC", store).to_dict("list") == {"entries": [3], "exits": [1]}
     with pytest.raises(InvalidValueError, match="freq"):
-        binned_counts(df, "min", tz)
+        binned_counts(db, "min", tz)
     with pytest.raises(InvalidValueError, match="Nowhere/City"):
-        binned_counts(df, "h", "Nowhere/City")
+        binned_counts(db, "h", "Nowhere/City")
+
+
+def test_hourly_bins_keep_the_repeated_hour_and_half_hour_zones(db: Database, camera):
+    # Clocks go back in New York at 06:00 UTC on 2026-11-01: local 01:00-02:00 happens twice.
+    add_events(
+        db,
+        camera,
+        [
+            (datetime(2026, 11, 1, 5, 10, tzinfo=UTC), "entry"),  # 01:10 EDT
+            (datetime(2026, 11, 1, 6, 10, tzinfo=UTC), "exit"),  # 01:10 EST
+        ],
+    )
+    hourly = binned_counts(db, "h", "America/New_York")
+    assert [ts.strftime("%H:%M %z") for ts in hourly.index] == ["01:00 -0400", "01:00 -0500"]
+    assert hourly.to_dict("list") == {"entries": [1, 0], "exits": [0, 1]}
+    # India is UTC+05:30: its hours start at half past in UTC.
+    kolkata = binned_counts(db, "h", "Asia/Kolkata")
+    assert [ts.strftime("%H:%M") for ts in kolkata.index] == ["10:00", "11:00"]
+    assert kolkata["entries"].tolist() == [1, 0]
 
 
 def test_daily_bins_follow_local_midnight_across_daylight_saving(db: Database, camera):
@@ -509,7 +538,7 @@ def test_daily_bins_follow_local_midnight_across_daylight_saving(db: Database, c
         camera,
         [(datetime(2026, 3, d, 12, tzinfo=UTC), "entry") for d in (7, 8, 9)],
     )
-    daily = binned_counts(events_frame(db), "D", tz)
+    daily = binned_counts(db, "D", tz)
     assert [ts.strftime("%Y-%m-%d %H:%M %z") for ts in daily.index] == [
         "2026-03-07 00:00 -0500",
         "2026-03-08 00:00 -0500",
@@ -527,7 +556,7 @@ def test_occupancy_never_negative_and_resets_each_local_day(db: Database, camera
     items += [(day2, "exit"), (day2 + timedelta(minutes=5), "entry")]
     add_events(db, camera, items)
 
-    occ = occupancy(events_frame(db), tz)
+    occ = occupancy(db, tz)
     assert occ["occupancy"].tolist() == [0, 1, 2, 1, 0, 0, 1, 2, 3, 0, 1]
     assert (occ["occupancy"] >= 0).all()
     assert str(occ.index.tz) == tz
@@ -537,9 +566,11 @@ def test_occupancy_never_negative_and_resets_each_local_day(db: Database, camera
 def test_queries_on_no_events(db: Database, camera):
     df = events_frame(db)
     assert df.empty and list(df.columns)[:3] == ["id", "store_id", "camera_id"]
-    assert binned_counts(df, "h", "Europe/Paris").empty
-    assert occupancy(df, "Europe/Paris").empty
-    assert per_camera(df).empty
+    assert binned_counts(db, "h", "Europe/Paris").empty
+    assert binned_counts(db, "D", "Europe/Paris").empty
+    assert occupancy(db, "Europe/Paris").empty
+    assert per_camera(db).empty
+    assert latest_event_id(db) == 0
 
 
 def test_per_camera_includes_archived_cameras(db: Database, camera):
@@ -547,11 +578,121 @@ def test_per_camera_includes_archived_cameras(db: Database, camera):
     add_events(db, camera, [(T0, "entry"), (T0, "entry"), (T0, "exit")])
     add_events(db, back, [(T0, "exit")])
     db.delete_camera(camera.id)
-    table = per_camera(events_frame(db, store_id=camera.store_id))
+    table = per_camera(db, EventFilter(store_id=camera.store_id))
     assert table.to_dict("records") == [
         {"camera_id": camera.id, "camera_name": "Door", "entries": 2, "exits": 1},
         {"camera_id": back.id, "camera_name": "Back", "entries": 0, "exits": 1},
     ]
+
+
+# --------------------------------------------------------------------------- retention
+def _chart_numbers(db: Database, store_id: int, tz: str) -> dict:
+    where = EventFilter(store_id=store_id)
+    return {
+        "hourly": binned_counts(db, "h", tz, where).to_csv(),
+        "daily": binned_counts(db, "D", tz, where).to_csv(),
+        "cameras": per_camera(db, where).to_dict("records"),
+        "counts": db.count_events(store_id=store_id),
+        "day_window": db.count_events(
+            store_id=store_id, start=T0 - timedelta(days=3), end=T0 - timedelta(days=2)
+        ),
+    }
+
+
+def test_retention_rolls_old_events_into_hourly_totals_that_add_up(db: Database, camera):
+    back = db.create_camera(camera.store_id, "Back", "1")
+    tz = "America/New_York"
+    old = [(T0 - timedelta(days=d, minutes=7 * i), "entry" if i % 3 else "exit")
+           for d in (2, 3, 5) for i in range(20)]  # fmt: skip
+    add_events(db, camera, old)
+    add_events(db, back, [(T0 - timedelta(days=4, hours=h), "exit") for h in range(30)])
+    add_events(db, camera, [(T0 - timedelta(minutes=m), "entry") for m in range(5)])  # recent
+    before = _chart_numbers(db, camera.store_id, tz)
+
+    done = db.apply_retention(1, now=T0 + timedelta(minutes=30))
+    assert done.events == 60 + 30 and done.cutoff == T0 - timedelta(days=1)
+    assert len(db.events()) == 5  # only the recent raw events remain
+    assert _chart_numbers(db, camera.store_id, tz) == before
+    with db.reader() as conn:
+        hours = conn.one("SELECT count(*) AS n FROM hourly_line_totals")["n"]
+    assert 0 < hours < 90
+
+    # Events written late for an hour already rolled up are added to its totals.
+    add_events(db, camera, [(T0 - timedelta(days=5), "entry")])
+    assert db.apply_retention(1, now=T0 + timedelta(minutes=30)).events == 1
+    after = _chart_numbers(db, camera.store_id, tz)
+    assert after["counts"]["entry"] == before["counts"]["entry"] + 1
+    assert db.apply_retention(1, now=T0).events == 0  # nothing more to roll up
+
+    # A store whose events were all rolled up still has recorded events.
+    db.delete_camera(camera.id)
+    db.delete_camera(back.id)
+    db.apply_retention(1, now=T0 + timedelta(days=3))
+    assert db.events() == []
+    with pytest.raises(ConflictError, match="recorded event"):
+        db.delete_store(camera.store_id)
+
+
+def test_retention_days_are_checked(db: Database):
+    for bad in (0, -1, 1.5, True, MAX_RETENTION_DAYS + 1):
+        with pytest.raises(InvalidValueError, match="retention days"):
+            db.apply_retention(bad)
+
+
+def test_occupancy_counts_a_rolled_up_hour_as_one_step(db: Database, camera):
+    hour = datetime(2026, 1, 10, 9, tzinfo=UTC)
+    add_events(db, camera, [(hour + timedelta(minutes=m), d) for m, d in
+                            ((1, "entry"), (2, "entry"), (3, "exit"), (70, "exit"))])  # fmt: skip
+    db.roll_up_events(hour + timedelta(hours=1))
+    occ = occupancy(db, "UTC")
+    assert occ["occupancy"].tolist() == [2, 1, 0]  # +2 at 09:00, -1 at 09:00, -1 at 10:10
+
+
+def test_retention_job_runs_at_start(db: Database, camera):
+    add_events(db, camera, [(datetime.now(UTC) - timedelta(days=10), "entry")])
+    job = RetentionJob(db, days=2, interval=3600).start()
+    try:
+        for _ in range(200):
+            if job.runs:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        job.stop()
+    assert job.runs == 1 and db.events() == []
+    assert db.count_events() == {"entry": 1, "exit": 0}
+
+
+def test_a_version_2_sqlite_database_upgrades_keeping_everything(db_path: Path, fast_hasher):
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)  # the schema as zvpanel wrote it before retention
+    for statement in (*schema_module.MIGRATIONS[0], *schema_module.MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO users (username, password_hash, is_admin, created_at, token_version) "
+        f"VALUES ('old', '{fast_hasher.hash('password-1')}', 1, '{utc_text(T0)}', 4)"
+    )
+    conn.execute(f"INSERT INTO stores VALUES (1, 'Old shop', 'UTC', '{utc_text(T0)}')")
+    conn.execute(
+        f"INSERT INTO cameras (id, store_id, name, source, created_at) "
+        f"VALUES (1, 1, 'Door', '0', '{utc_text(T0)}')"
+    )
+    conn.execute(
+        f"INSERT INTO events VALUES (1, 1, 1, 'door', 7, 'entry', '{utc_text(T0)}', 3, 0.5)"
+    )
+    conn.execute("INSERT INTO user_stores VALUES (1, 1)")
+    conn.commit()
+    conn.close()
+
+    with Database(db_path, password_hasher=fast_hasher) as db:
+        assert db._backend.schema_version(db._conn) == SCHEMA_VERSION == 3
+        assert db.authenticate("old", "password-1").token_version == 4
+        assert db.user_store_ids("old") == [1]
+        assert [(c.name, c.store_id) for c in db.list_cameras()] == [("Door", 1)]
+        (event,) = db.events()
+        assert (event.track_id, event.timestamp, event.confidence) == (7, T0, 0.5)
+        db.apply_retention(1, now=T0 + timedelta(days=2))
+        assert db.count_events(store_id=1) == {"entry": 1, "exit": 0}
 
 
 # --------------------------------------------------------------------------- bootstrap

@@ -1,4 +1,5 @@
-"""Wiring: settings -> database -> bootstrap -> hub -> event writer -> detector -> engine.
+"""Wiring: settings -> database -> bootstrap -> hub -> event writer -> retention ->
+detector -> engine.
 
 ``App.start()`` is the list of ``start_*`` steps in order and ``App.stop()`` undoes them
 in reverse. A server process uses one :func:`get_app` (started once, thread-safe): the
@@ -15,6 +16,7 @@ from .config import Settings, get_settings
 from .detection import YoloDetector
 from .engine import Engine, ResultHub
 from .storage import Database, EventWriter, bootstrap
+from .storage.retention import RetentionJob
 
 __all__ = ["App", "get_app", "stop_app"]
 
@@ -29,6 +31,7 @@ class App:
         self.db: Database | None = None
         self.hub: ResultHub | None = None
         self.writer: EventWriter | None = None
+        self.retention: RetentionJob | None = None
         self.detector: YoloDetector | None = None
         self.engine: Engine | None = None
         self.started = False
@@ -41,17 +44,19 @@ class App:
             self.start_bootstrap()
             self.start_hub()
             self.start_event_writer()
+            self.start_retention()
             self.start_detector()
             self.start_engine()
         except BaseException:
             self.stop()  # undo the steps that did run
             raise
         self.started = True
-        log.info("zvpanel started (database %s)", self.settings.db_file)
+        log.info("zvpanel started (database %s)", self.db.location)
         return self
 
     def stop(self) -> None:
         self.stop_engine()
+        self.stop_retention()
         self.stop_event_writer()
         self.stop_database()
         self.started = False
@@ -69,8 +74,8 @@ class App:
         self.settings.secret()
 
     def start_database(self) -> None:
-        """Open the SQLite file (created and migrated on first use)."""
-        self.db = Database(self.settings.db_file)
+        """Open the database: SQLite or PostgreSQL (created and migrated on first use)."""
+        self.db = Database(self.settings.database)
 
     def start_bootstrap(self) -> None:
         """First admin user, demo store and camera on an empty database."""
@@ -82,6 +87,11 @@ class App:
     def start_event_writer(self) -> None:
         """The one thread that writes events to SQLite."""
         self.writer = EventWriter(self.db)  # its thread starts here
+
+    def start_retention(self) -> None:
+        """Roll old events into hourly totals, now and every hour (if a period is set)."""
+        if self.settings.retention_days is not None:
+            self.retention = RetentionJob(self.db, self.settings.retention_days).start()
 
     def start_detector(self) -> None:
         """Load the model once (raises ModelError naming ZVPANEL_MODEL if it is missing)."""
@@ -103,6 +113,11 @@ class App:
         if self.engine is not None:
             self.engine.stop()
             self.engine = None
+
+    def stop_retention(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
+            self.retention = None
 
     def stop_event_writer(self) -> None:
         """Write what is queued, then stop the writer thread."""

@@ -11,6 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -31,8 +32,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = ".dev_jwt_secret"
 #: Most OpenVINO infer requests run at once (each holds its own buffers).
 MAX_INFERENCE_REQUESTS = 16
+#: URL schemes of ZVPANEL_DATABASE_URL that mean PostgreSQL (anything else is a SQLite path).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: Longest event retention accepted (ten years).
+MAX_RETENTION_DAYS = 3650
 #: The trackers that ship with Ultralytics.
 TrackerKind = Literal["bytetrack", "botsort"]
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    return isinstance(target, str) and urlsplit(target).scheme in POSTGRES_SCHEMES
 
 
 class Settings(BaseSettings):
@@ -52,6 +61,23 @@ class Settings(BaseSettings):
     )
     db_path: Path = Field(
         Path("data/zvpanel.db"), description="SQLite database file; created and migrated on start."
+    )
+    # A secret: the URL may hold the PostgreSQL password.
+    database_url: SecretStr | None = Field(
+        None,
+        description=(
+            "The database: a SQLite file path, or postgresql://user:password@host:port/name. "
+            "Created (tables) and migrated on start. Unset: db_path."
+        ),
+    )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description=(
+            "Roll raw events older than this many days into hourly totals per line (charts "
+            "and binned CSV stay exact; track ids and exact times go). Unset: keep every event."
+        ),
     )
     model: str = Field(
         "yolov8n.pt",
@@ -200,6 +226,15 @@ class Settings(BaseSettings):
         if not path.exists() and not self.sample_video.is_absolute() and shipped.exists():
             return shipped
         return path.resolve()
+
+    @property
+    def database(self) -> str | Path:
+        """What :class:`~zvpanel.storage.Database` opens: ZVPANEL_DATABASE_URL (a
+        ``postgresql://`` URL or a SQLite path), else the ZVPANEL_DB_PATH file."""
+        if self.database_url is None:
+            return self.db_file
+        url = self.database_url.get_secret_value()
+        return url if is_postgres_url(url) else self.resolve(Path(url))
 
     @property
     def data_dir(self) -> Path:

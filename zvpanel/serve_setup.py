@@ -27,5 +27,5 @@ install_log_redaction()
 
 app = get_app()
 logging.getLogger("zvpanel.serve").info(
-    "zvpanel ready: database %s, cameras running %s", app.settings.db_file, app.engine.camera_ids
+    "zvpanel ready: database %s, cameras running %s", app.db.location, app.engine.camera_ids
 )

@@ -1,7 +1,8 @@
-"""Admin commands: ``init``, ``user``, ``store``, ``camera`` and ``calibrate``.
+"""Admin commands: ``init``, ``user``, ``store``, ``camera``, ``calibrate`` and
+``retention``.
 
-Each opens the database named by the settings (``ZVPANEL_DB_PATH``), which creates and
-migrates it if needed. They are safe to run while a server uses the same database.
+Each opens the database named by the settings (``ZVPANEL_DATABASE_URL``, else
+``ZVPANEL_DB_PATH``), which creates and migrates it if needed. They are safe to run while a server uses the same database.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _store_commands(sub)
     _camera_commands(sub)
     _calibrate_command(sub)
+    _retention_commands(sub)
 
 
 def _open_db() -> Database:
-    return Database(load_settings().db_file)
+    return Database(load_settings().database)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -49,7 +51,8 @@ def _init_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "init",
         help="create or migrate the database, then add the first admin / demo store",
-        description="Create or migrate the database (ZVPANEL_DB_PATH) and run the start-up "
+        description="Create or migrate the database (ZVPANEL_DATABASE_URL or ZVPANEL_DB_PATH) "
+        "and run the start-up "
         "bootstrap: the admin from ZVPANEL_ADMIN_USERNAME/PASSWORD, admin/admin in dev mode, "
         "the demo store and camera when ZVPANEL_DEMO is on.",
     )
@@ -58,9 +61,9 @@ def _init_command(sub: argparse._SubParsersAction) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     settings = load_settings()
-    with Database(settings.db_file) as db:
+    with Database(settings.database) as db:
         result = bootstrap(db, settings)
-        print(f"database {db.path} (schema version {SCHEMA_VERSION})")
+        print(f"database {db.location} (schema version {SCHEMA_VERSION})")
         if result.admin:
             print(f"created admin user {result.admin!r}")
         if result.store_id is not None:
@@ -452,4 +455,32 @@ def _calibrate(args: argparse.Namespace) -> int:
         db.set_calibration(camera.id, calibration)
     names = ", ".join(line.id for line in calibration.lines)
     print(f"calibration of camera {camera.id} {camera.name!r} saved (lines: {names})")
+    return 0
+
+
+# --------------------------------------------------------------------------- retention
+def _retention_commands(sub: argparse._SubParsersAction) -> None:
+    retention = sub.add_parser("retention", help="roll old raw events into hourly totals")
+    cmds = retention.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    p = cmds.add_parser(
+        "run",
+        help="roll up raw events older than the retention period now",
+        description="Roll raw events older than ZVPANEL_RETENTION_DAYS (or --days) into hourly "
+        "totals per line and delete them; charts and binned CSV keep adding up. A server "
+        "with ZVPANEL_RETENTION_DAYS set does this by itself every hour.",
+    )
+    p.add_argument("--days", type=int, help="retention period in days (default: the setting)")
+    p.set_defaults(func=_retention_run)
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    days = settings.retention_days if args.days is None else args.days
+    if days is None:
+        print("no retention period: set ZVPANEL_RETENTION_DAYS or pass --days", file=sys.stderr)
+        return 2
+    with Database(settings.database) as db:
+        done = db.apply_retention(days)
+    cutoff = f"{done.cutoff:%Y-%m-%d %H:%M} UTC"
+    print(f"rolled {done.events} raw event(s) before {cutoff} into hourly totals")
     return 0

@@ -1,4 +1,5 @@
-"""SQLite storage: schema and migrations, the database, the event writer, chart queries.
+"""Storage on SQLite or PostgreSQL: schema and migrations, the database, the event writer,
+chart queries, retention.
 
 See :mod:`zvpanel.storage.database` for the one-writer rule and what deleting does
 (a deleted camera is archived; its events stay and keep counting).
@@ -23,7 +24,15 @@ from .database import (
     utc_text,
     validate_timezone,
 )
-from .queries import binned_counts, events_frame, occupancy, per_camera
+from .events import MAX_RETENTION_DAYS, RollUp
+from .queries import (
+    EventFilter,
+    binned_counts,
+    events_frame,
+    latest_event_id,
+    occupancy,
+    per_camera,
+)
 from .schema import SCHEMA_VERSION
 from .writer import EVENT_QUEUE_SIZE, EventWriter, WriterStats
 
@@ -46,7 +55,11 @@ __all__ = [
     "EventWriter",
     "WriterStats",
     "EVENT_QUEUE_SIZE",
+    "EventFilter",
     "events_frame",
+    "latest_event_id",
+    "RollUp",
+    "MAX_RETENTION_DAYS",
     "binned_counts",
     "occupancy",
     "per_camera",

@@ -1,21 +1,32 @@
-"""Read-only pandas queries behind the analytics charts.
+"""Read-only queries behind the analytics charts and downloads.
 
-:func:`events_frame` reads events into a DataFrame (UTC, tz-aware ``timestamp``); the
-other functions are pure transformations of that frame, in a store's time zone, so a
-chart can re-bin without going back to the database.
+The charts' numbers are aggregated by the database (hour and day bins in a store's time
+zone, per-camera totals), over the raw events and the hourly totals that retention left
+in their place, so old periods add up exactly as before they were rolled up. Only the
+raw-events download (:func:`events_frame`) and the occupancy curve read single events.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from .database import Database, InvalidValueError, _event_filter, validate_timezone
+from .database import Database, InvalidValueError, validate_timezone
+from .events import event_filter
 
-__all__ = ["EVENT_COLUMNS", "events_frame", "binned_counts", "occupancy", "per_camera"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "EventFilter",
+    "events_frame",
+    "binned_counts",
+    "occupancy",
+    "per_camera",
+    "latest_event_id",
+]
 
 #: Columns of :func:`events_frame`, in order.
 EVENT_COLUMNS = [
@@ -31,6 +42,31 @@ EVENT_COLUMNS = [
     "confidence",
 ]
 _FREQS = ("h", "D")
+_ENTRY = "CASE WHEN direction = 'entry' THEN 1 ELSE 0 END"
+_EXIT = "CASE WHEN direction = 'exit' THEN 1 ELSE 0 END"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a query counts: a store, a camera, a UTC [start, end) window."""
+
+    store_id: int | None = None
+    camera_id: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _counted(f: EventFilter) -> tuple[str, list]:
+    """A subquery of (ts, seq, camera_id, entries, exits): one row per raw event (``seq``
+    its id), plus one per rolled-up hour and line (counted at the hour's start, seq 0)."""
+    raw, params = event_filter(f.store_id, f.camera_id, f.start, f.end)
+    rolled, rolled_params = event_filter(f.store_id, f.camera_id, f.start, f.end, ts="hour_utc")
+    sql = (
+        f"(SELECT ts_utc AS ts, id AS seq, camera_id, {_ENTRY} AS entries, {_EXIT} AS exits "
+        f"FROM events{raw} UNION ALL SELECT hour_utc AS ts, 0 AS seq, camera_id, entries, exits "
+        f"FROM hourly_line_totals{rolled}) AS counted"
+    )
+    return sql, [*params, *rolled_params]
 
 
 def events_frame(
@@ -41,62 +77,120 @@ def events_frame(
     end: datetime | None = None,
     after_id: int | None = None,
 ) -> pd.DataFrame:
-    """Events in time order; ``start`` inclusive, ``end`` exclusive (aware datetimes).
+    """Raw events in time order; ``start`` inclusive, ``end`` exclusive (aware datetimes).
 
-    ``after_id`` returns only events newer than an id already seen (for live charts).
-    Events of archived cameras are included: they still count.
+    ``after_id`` returns only events newer than an id already seen. Events of archived
+    cameras are included: they still count. Events rolled up by retention are not here.
     """
-    where, params = _event_filter(store_id, camera_id, start, end, after_id, alias="e")
+    where, params = event_filter(store_id, camera_id, start, end, after_id, alias="e")
     sql = (
         "SELECT e.id, e.store_id, e.camera_id, c.name AS camera_name, e.line_id, e.track_id, "
         "e.direction, e.ts_utc AS timestamp, e.frame_index, e.confidence "
         "FROM events e JOIN cameras c ON c.id = e.camera_id" + where + " ORDER BY e.ts_utc, e.id"
     )
     with db.reader() as conn:
-        df = pd.read_sql_query(sql, conn, params=params)
+        rows = conn.all(sql, params)
+    df = pd.DataFrame([tuple(r) for r in rows], columns=EVENT_COLUMNS)
     df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return df[EVENT_COLUMNS]
+    return df
 
 
-def _local_times(df: pd.DataFrame, tz: str) -> pd.DatetimeIndex:
-    validate_timezone(tz)
-    return pd.DatetimeIndex(df["timestamp"]).tz_convert(tz)
+def latest_event_id(db: Database, f: EventFilter = EventFilter()) -> int:
+    """The newest raw event id for the filter (0 if none): live pages poll it."""
+    where, params = event_filter(f.store_id, f.camera_id, f.start, f.end)
+    with db.reader() as conn:
+        row = conn.one("SELECT coalesce(max(id), 0) AS newest FROM events" + where, params)
+    return int(row["newest"])
 
 
-def binned_counts(df: pd.DataFrame, freq: Literal["h", "D"] = "h", tz: str = "UTC") -> pd.DataFrame:
+def binned_counts(
+    db: Database, freq: Literal["h", "D"] = "h", tz: str = "UTC", f: EventFilter = EventFilter()
+) -> pd.DataFrame:
     """Entries and exits per hour (``"h"``) or day (``"D"``) of the time zone ``tz``.
 
     Index: start of each bin (tz-aware, in ``tz``; days start at local midnight even
-    across a daylight-saving change); bins without events between the first and last
-    are present with zeros. Columns: ``entries``, ``exits``.
+    across a daylight-saving change, an hour repeated when clocks go back is two bins);
+    bins without events between the first and last are present with zeros. Columns:
+    ``entries``, ``exits``.
     """
     if freq not in _FREQS:
         raise InvalidValueError(f"freq {freq!r} is not one of {_FREQS}")
-    index = _local_times(df, tz)
-    counts = pd.DataFrame(
+    validate_timezone(tz)
+    bin_sql = db.hour_bin_sql("ts") if freq == "h" else db.local_day_sql("ts")
+    counted, params = _counted(f)
+    sql = (
+        f"SELECT bin, sum(entries) AS entries, sum(exits) AS exits FROM "
+        f"(SELECT {bin_sql} AS bin, entries, exits FROM {counted}) AS binned "
+        "GROUP BY bin ORDER BY bin"
+    )
+    with db.reader() as conn:
+        rows = conn.all(sql, [tz] * bin_sql.count("?") + params)
+    index = _bin_index([r["bin"] for r in rows], freq, tz)
+    out = pd.DataFrame(
         {
-            "entries": (df["direction"] == "entry").to_numpy(dtype=np.int64),
-            "exits": (df["direction"] == "exit").to_numpy(dtype=np.int64),
+            "entries": np.array([r["entries"] for r in rows], dtype=np.int64),
+            "exits": np.array([r["exits"] for r in rows], dtype=np.int64),
         },
         index=index,
     )
-    out = counts.resample(freq).sum().astype(np.int64)
+    if len(out):
+        out = out.reindex(_every_bin(index, freq, tz), fill_value=0)
     out.index.name = "timestamp"
     return out
 
 
-def occupancy(df: pd.DataFrame, tz: str = "UTC") -> pd.DataFrame:
+def _bin_index(keys: list, freq: str, tz: str) -> pd.DatetimeIndex:
+    """Bin keys from SQL (UTC hour starts, or local dates) -> tz-aware bin starts."""
+    if freq == "h":
+        return pd.DatetimeIndex(pd.to_datetime(keys, utc=True)).tz_convert(tz)
+    midnights = pd.DatetimeIndex(
+        [datetime.combine(pd.Timestamp(str(k)).date(), time.min) for k in keys]
+    )
+    return midnights.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+
+
+def _every_bin(index: pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:
+    if freq == "h":
+        return pd.date_range(index[0], index[-1], freq="h")
+    days = pd.date_range(index[0].date(), index[-1].date(), freq="D")
+    return days.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+
+
+def per_camera(db: Database, f: EventFilter = EventFilter()) -> pd.DataFrame:
+    """Entries and exits per camera: columns ``camera_id``, ``camera_name``, ``entries``,
+    ``exits``, ordered by camera id (archived cameras included)."""
+    counted, params = _counted(f)
+    sql = (
+        "SELECT counted.camera_id, c.name AS camera_name, sum(entries) AS entries, "
+        f"sum(exits) AS exits FROM {counted} JOIN cameras c ON c.id = counted.camera_id "
+        "GROUP BY counted.camera_id, c.name ORDER BY counted.camera_id"
+    )
+    with db.reader() as conn:
+        rows = conn.all(sql, params)
+    columns = ["camera_id", "camera_name", "entries", "exits"]
+    out = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    return out.astype({"camera_id": np.int64, "entries": np.int64, "exits": np.int64})
+
+
+def occupancy(db: Database, tz: str = "UTC", f: EventFilter = EventFilter()) -> pd.DataFrame:
     """People inside after each event: entries minus exits, never below zero, from zero
     at each local midnight of ``tz``.
 
     Index: event time in ``tz``. Columns: ``occupancy``, ``date`` (the local day).
     An exit when nobody is counted inside (someone who entered before midnight, or
-    an entry the camera missed) leaves it at zero instead of going negative.
+    an entry the camera missed) leaves it at zero instead of going negative. A rolled-up
+    hour is one step at its start: its entries, then its exits.
     """
-    index = _local_times(df, tz)
-    delta = pd.Series(
-        np.where(df["direction"].to_numpy() == "entry", 1, -1), index=index, dtype=np.int64
-    ).sort_index(kind="stable")
+    validate_timezone(tz)
+    counted, params = _counted(f)
+    with db.reader() as conn:
+        rows = conn.all(f"SELECT ts, entries, exits FROM {counted} ORDER BY ts, seq", params)
+    times = pd.to_datetime([r["ts"] for r in rows], utc=True, format="%Y-%m-%dT%H:%M:%S.%fZ")
+    # Entries first, then exits, within one row (a rolled-up hour).
+    steps = np.array([[r["entries"], -r["exits"]] for r in rows], dtype=np.int64).reshape(-1, 2)
+    index = pd.DatetimeIndex(np.repeat(times, 2)).tz_convert(tz)
+    delta = pd.Series(steps.reshape(-1), index=index)
+    delta = delta[steps.reshape(-1) != 0]  # a raw event is one step, not two
     day = pd.Series(delta.index.date, index=delta.index)
     total = delta.groupby(day.to_numpy()).cumsum()
     # A running sum clamped at zero equals the plain running sum minus its lowest
@@ -105,18 +199,3 @@ def occupancy(df: pd.DataFrame, tz: str = "UTC") -> pd.DataFrame:
     out = pd.DataFrame({"occupancy": (total - lowest).astype(np.int64), "date": day.to_numpy()})
     out.index.name = "timestamp"
     return out
-
-
-def per_camera(df: pd.DataFrame) -> pd.DataFrame:
-    """Entries and exits per camera: columns ``camera_id``, ``camera_name``, ``entries``,
-    ``exits``, ordered by camera id."""
-    counts = pd.DataFrame(
-        {
-            "camera_id": df["camera_id"].to_numpy(),
-            "camera_name": df["camera_name"].to_numpy(),
-            "entries": (df["direction"] == "entry").to_numpy(dtype=np.int64),
-            "exits": (df["direction"] == "exit").to_numpy(dtype=np.int64),
-        }
-    )
-    out = counts.groupby(["camera_id", "camera_name"], as_index=False)[["entries", "exits"]].sum()
-    return out.sort_values("camera_id", ignore_index=True)

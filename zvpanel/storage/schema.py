@@ -1,10 +1,13 @@
-"""The SQLite schema, as a list of migrations numbered by ``PRAGMA user_version``.
+"""The schema, as one list of migrations for SQLite and PostgreSQL.
 
 Migration ``n`` (1-based) brings a database from version ``n - 1`` to ``n``. To change
 the schema, append a new tuple of statements to :data:`MIGRATIONS`; never edit one that
-has shipped. All pending migrations run in one ``BEGIN IMMEDIATE`` transaction, so two
-processes opening a fresh database at once cannot both migrate it, and a failed
-migration leaves the database as it was.
+has shipped. Statements are written in SQLite's dialect; the PostgreSQL backend maps
+the column types (:meth:`~zvpanel.storage.backend.PostgresBackend.ddl`). The version is
+``PRAGMA user_version`` in SQLite and the table ``zvpanel_schema`` in PostgreSQL.
+All pending migrations run in one write transaction (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: an advisory lock), so two processes opening a fresh database at once cannot
+both migrate it, and a failed migration leaves the database as it was.
 
 Times are TEXT in one fixed-width ISO-8601 UTC form (``2026-01-31T09:05:00.000000Z``,
 see :func:`zvpanel.storage.database.utc_text`), so comparing strings compares times.
@@ -12,11 +15,10 @@ see :func:`zvpanel.storage.database.utc_text`), so comparing strings compares ti
 
 from __future__ import annotations
 
-import sqlite3
-
 from ..errors import ConfigError
+from .backend import Backend, Connection
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
 _V1 = (
     """
@@ -124,39 +126,52 @@ _V2 = (
     """,
 )
 
+# Event retention: raw events older than the retention period are rolled up into these
+# hourly totals per line (``hour_utc`` is the UTC hour start, in the stored time form)
+# and deleted; charts and CSV add the totals to the raw events that remain.
+_V3 = (
+    """
+    CREATE TABLE hourly_line_totals (
+        store_id  INTEGER NOT NULL REFERENCES stores (id),
+        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        line_id   TEXT NOT NULL,
+        hour_utc  TEXT NOT NULL,
+        entries   INTEGER NOT NULL CHECK (entries >= 0),
+        exits     INTEGER NOT NULL CHECK (exits >= 0),
+        PRIMARY KEY (camera_id, line_id, hour_utc)
+    )
+    """,
+    "CREATE INDEX hourly_line_totals_store_hour ON hourly_line_totals (store_id, hour_utc)",
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: Connection, backend: Backend) -> int:
     """Bring the database to :data:`SCHEMA_VERSION`; return the version it had before.
 
-    ``conn`` must be in autocommit mode (``isolation_level=None``): the transaction is
-    explicit here.
+    ``conn`` must be in autocommit mode: the transaction is explicit here.
     """
-    if schema_version(conn) == SCHEMA_VERSION:
+    if backend.schema_version(conn) == SCHEMA_VERSION:
         return SCHEMA_VERSION
-    # IMMEDIATE takes the write lock first, then re-reads the version: another process
-    # may have migrated while we waited.
-    conn.execute("BEGIN IMMEDIATE")
+    # Take the write lock first, then re-read the version: another process may have
+    # migrated while we waited.
+    backend.begin(conn)
     try:
-        before = schema_version(conn)
+        backend.lock_schema(conn)
+        before = backend.schema_version(conn)
         if before > SCHEMA_VERSION:
             raise ConfigError(
                 f"the database has schema version {before}, newer than this zvpanel "
-                f"understands ({SCHEMA_VERSION}); upgrade zvpanel or point ZVPANEL_DB_PATH "
-                "at another file"
+                f"understands ({SCHEMA_VERSION}); upgrade zvpanel or point "
+                "ZVPANEL_DATABASE_URL (or ZVPANEL_DB_PATH) at another database"
             )
         for version in range(before + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1]:
-                conn.execute(statement)
-        # PRAGMA does not take parameters; the value is our own integer.
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+                conn.execute(backend.ddl(statement))
+        backend.set_schema_version(conn, SCHEMA_VERSION)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

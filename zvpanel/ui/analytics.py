@@ -1,13 +1,15 @@
 """Analytics page: entries/exits over time, occupancy, per-camera breakdown, CSV downloads.
 
-Times are shown in the store's time zone; hours and days are that zone's hours and days
-(the binning is :mod:`zvpanel.storage.queries`). The charts re-query when new events
-arrive (checked every :data:`REFRESH_MS`).
+Times are shown in the store's time zone; hours and days are that zone's hours and days.
+The database does the counting (:mod:`zvpanel.storage.queries`: bins, per-camera totals,
+rolled-up old hours included); only the raw-events download reads single events. The
+charts re-query when new events arrive (checked every :data:`REFRESH_MS`).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +19,14 @@ import panel as pn
 import param
 
 from ..display import csv_frame
-from ..storage.queries import binned_counts, events_frame, occupancy, per_camera
+from ..storage.queries import (
+    EventFilter,
+    binned_counts,
+    events_frame,
+    latest_event_id,
+    occupancy,
+    per_camera,
+)
 from ..web.access import visible_stores
 from ..web.auth import Claims
 from .layout import page, periodic
@@ -52,6 +61,25 @@ def _timeline_range(times: pd.DatetimeIndex, width: pd.Timedelta) -> tuple:
     return times.min() - width, times.max() + 2 * width
 
 
+@dataclass(frozen=True)
+class ChartData:
+    """What the charts show, read in one go: counts per bin and per camera, occupancy,
+    and the newest event id (to notice new events)."""
+
+    counts: pd.DataFrame
+    cameras: pd.DataFrame
+    occupancy: pd.DataFrame
+    newest_id: int = 0
+
+    @classmethod
+    def empty(cls) -> ChartData:
+        return cls(
+            pd.DataFrame(columns=["entries", "exits"]),
+            pd.DataFrame(columns=["camera_id", "camera_name", "entries", "exits"]),
+            pd.DataFrame(columns=["occupancy", "date"]),
+        )
+
+
 class AnalyticsView(pn.viewable.Viewer):
     """Charts and downloads for a store (all cameras) or one camera, over a date range."""
 
@@ -84,7 +112,7 @@ class AnalyticsView(pn.viewable.Viewer):
         self.timeline = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.occupancy_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.camera_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
-        self.events = pd.DataFrame()
+        self.data = ChartData.empty()
         self.last_event_id = 0
         # True while a store change resets the filters: one update at the end, not three.
         self._resetting_filters = False
@@ -128,46 +156,47 @@ class AnalyticsView(pn.viewable.Viewer):
         end = datetime.combine(last + timedelta(days=1), time.min, tz)
         return start, end
 
-    def query(self, after_id: int | None = None) -> pd.DataFrame:
+    def event_filter(self) -> EventFilter:
         start, end = self.utc_window()
         camera = self.camera_select.value or None
-        return events_frame(
-            self.app.db,
-            store_id=self.store_select.value,
-            camera_id=camera,
-            start=start,
-            end=end,
-            after_id=after_id,
+        return EventFilter(self.store_select.value, camera, start, end)
+
+    def query(self) -> ChartData:
+        """Everything the charts show, counted by the database."""
+        db, where, tz = self.app.db, self.event_filter(), self.store.timezone
+        return ChartData(
+            counts=binned_counts(db, self.bin, tz, where),
+            cameras=per_camera(db, where),
+            occupancy=occupancy(db, tz, where),
+            newest_id=latest_event_id(db, where),
         )
 
     # ------------------------------------------------------------------ data
     def update(self) -> None:
-        """Re-read the events and redraw everything."""
+        """Re-read the counts and redraw everything."""
         if self.store_select.value is None:
             return
-        self.events = self.query()
-        if len(self.events):
-            self.last_event_id = max(self.last_event_id, int(self.events["id"].max()))
+        self.data = self.query()
+        self.last_event_id = max(self.last_event_id, self.data.newest_id)
         self._draw()
 
     def refresh(self) -> bool:
         """Redraw if events arrived since the last look (the periodic callback)."""
         if self.store_select.value is None:
             return False
-        if self.query(after_id=self.last_event_id).empty:
+        if latest_event_id(self.app.db, self.event_filter()) <= self.last_event_id:
             return False
         self.update()
         return True
 
     def binned(self) -> pd.DataFrame:
-        return binned_counts(self.events, self.bin, self.store.timezone)
+        return self.data.counts
 
     # ------------------------------------------------------------------ charts
     def _draw(self) -> None:
         tz = self.store.timezone
-        df = self.events
-        entries = int((df["direction"] == "entry").sum()) if len(df) else 0
-        exits = int((df["direction"] == "exit").sum()) if len(df) else 0
+        counts = self.data.counts
+        entries, exits = int(counts["entries"].sum()), int(counts["exits"].sum())
         self.summary.object = (
             f'<div style="font-size:1.1em">Entries <b id="zv-total-entries">{entries}</b> · '
             f'Exits <b id="zv-total-exits">{exits}</b> · events shown in {tz} time</div>'
@@ -178,7 +207,7 @@ class AnalyticsView(pn.viewable.Viewer):
 
     def _timeline_chart(self):
         label = "hour" if self.bin == "h" else "day"
-        if self.events.empty:
+        if self.data.counts.empty:
             return hv.Curve([], "time", "people").opts(
                 title=f"Entries and exits per {label}: no events"
             )
@@ -209,9 +238,9 @@ class AnalyticsView(pn.viewable.Viewer):
         )
 
     def _occupancy_chart(self):
-        if self.events.empty:
+        occ = self.data.occupancy
+        if occ.empty:
             return hv.Curve([], "time", "inside").opts(title="Occupancy: no events")
-        occ = occupancy(self.events, self.store.timezone)
         curve = hv.Curve(
             (_local_naive(pd.DatetimeIndex(occ.index)), occ["occupancy"]), "time", "inside"
         )
@@ -225,11 +254,11 @@ class AnalyticsView(pn.viewable.Viewer):
         )
 
     def _camera_chart(self):
-        if self.events.empty:
+        table = self.data.cameras
+        if table.empty:
             return hv.Bars([], ["camera", "direction"], "people").opts(
                 title="Per camera: no events"
             )
-        table = per_camera(self.events)
         rows = [
             (r.camera_name, direction, int(r.entries if direction == "entry" else r.exits))
             for r in table.itertuples()
@@ -247,16 +276,17 @@ class AnalyticsView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ downloads
     def _events_csv(self) -> io.StringIO:
-        df = self.events.copy()
+        """The raw events of the selection (hours rolled up by retention are only in the
+        binned counts)."""
+        where = self.event_filter()
+        df = events_frame(self.app.db, where.store_id, where.camera_id, where.start, where.end)
         if not df.empty:
             df["local_time"] = pd.DatetimeIndex(df["timestamp"]).tz_convert(self.store.timezone)
         self.events_download.filename = self._filename("events")
         return io.StringIO(csv_frame(df).to_csv(index=False))
 
     def _binned_csv(self) -> io.StringIO:
-        binned = (
-            self.binned() if not self.events.empty else pd.DataFrame(columns=["entries", "exits"])
-        )
+        binned = self.binned()
         self.binned_download.filename = self._filename("hourly" if self.bin == "h" else "daily")
         return io.StringIO(csv_frame(binned).to_csv(index_label="timestamp"))
 

@@ -1,0 +1,98 @@
+"""A real PostgreSQL server for tests: Debian's, started by the tests themselves.
+
+PostgreSQL refuses to run as root and tests run as root in CI, so the cluster is made
+and run as the ``postgres`` user (created by Debian's package) in a directory it owns,
+on a free 127.0.0.1 port, with trust authentication for local TCP (nothing else can
+reach it). One server per test session; each test gets a fresh database.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+#: How long pg_ctl waits for the server to accept connections.
+START_TIMEOUT_SECONDS = 60
+SUPERUSER = "postgres"
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(
+            f"PostgreSQL's {name} not found under /usr/lib/postgresql/*/bin: "
+            "apt-get install -y postgresql (.ci/run does)"
+        )
+    return found[-1]  # the newest installed version
+
+
+def _as_postgres(*args: str) -> list[str]:
+    return ["runuser", "-u", SUPERUSER, "--", *args] if os.geteuid() == 0 else list(args)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresServer:
+    """A running server; :meth:`new_database` makes an empty database and returns its URL."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._names = itertools.count(1)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        name = f"zvtest_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    folder = Path(tempfile.mkdtemp(prefix="zvpanel-pg-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, SUPERUSER, SUPERUSER)
+    port = _free_port()
+    run = lambda *args: subprocess.run(  # noqa: E731
+        _as_postgres(*args), check=True, capture_output=True, text=True
+    )
+    try:
+        run(_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        run(
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "start",
+        )
+        try:
+            yield PostgresServer(port)
+        finally:
+            run(_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""The retention job: rolls old raw events into hourly totals, now and every hour.
+
+The rolling up itself is :meth:`~zvpanel.storage.database.Database.apply_retention`
+(see :mod:`zvpanel.storage.events`); ``zvpanel retention run`` does it on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .database import Database
+
+__all__ = ["RetentionJob", "RETENTION_INTERVAL_SECONDS"]
+
+log = logging.getLogger(__name__)
+
+#: How often a server rolls up events that have aged past the retention period.
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+
+class RetentionJob:
+    """A thread applying a retention of ``days`` to ``db`` at start and every ``interval``."""
+
+    def __init__(
+        self, db: Database, days: int, interval: float = RETENTION_INTERVAL_SECONDS
+    ) -> None:
+        self.db = db
+        self.days = days
+        self.interval = interval
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="zvpanel-retention", daemon=True)
+
+    def start(self) -> RetentionJob:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def run_once(self) -> None:
+        done = self.db.apply_retention(self.days)
+        self.runs += 1
+        if done.events:
+            log.info("retention: rolled %d raw event(s) into hourly totals", done.events)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # top of the thread loop: try again at the next interval
+                log.exception("retention: rolling up events failed")
+            self._stop.wait(self.interval)
