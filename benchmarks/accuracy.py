@@ -101,13 +101,16 @@ class Measured:
     peak_rate: float  # most detections in any one second of video
 
 
-def load_scene(scene: Scene, model: str, confidence: float, imgsz: int, cache_dir: Path):
+def load_scene(
+    scene: Scene, model: str, confidence: float, imgsz: int, cache_dir: Path, rect: bool = True
+):
     cache = DetectionCache(
         scene.video,
         model,
         max_frames=scene.frames,
         base_confidence=BASE_CONFIDENCE,
         cache_dir=cache_dir,
+        rect=rect,
     )
     detections = [d[d.confidence >= confidence] for d in cache.run(imgsz).detections]
     gt = read_mot_gt(scene.ground_truth)
@@ -314,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         if wanted is not None and scene.name not in wanted:
             continue
         data = load_scene(
-            scene, settings.model, settings.confidence, settings.imgsz, args.cache_dir
+            scene,
+            settings.model,
+            settings.confidence,
+            settings.imgsz,
+            args.cache_dir,
+            settings.rect_inference,
         )
         columns = {"default": measure_zvpanel(data, None)}
         for rate in [r.strip() for r in args.rates.split(",") if r.strip()]:

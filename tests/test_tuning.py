@@ -54,7 +54,10 @@ def test_cached_detections_equal_a_direct_run(cache, video_path, model_path):
     assert [i for i, _ in cached] == list(range(FRAMES))
     for (_, got), want in zip(cached, direct, strict=True):
         assert len(got) == len(want)
-        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-3)
+        # Same boxes; int8 scores tie, and non-maximum suppression may then keep the other
+        # of two overlapping boxes of equal score (a pixel or so apart) or list them in
+        # another order.
+        np.testing.assert_allclose(_rows(got.xyxy), _rows(want.xyxy), atol=2.0)
         assert (got.confidence >= 0.5).all()
     assert sum(len(d) for _, d in cache.detections(0.25, 640, 10.0)) > sum(
         len(d) for _, d in cached
@@ -62,6 +65,10 @@ def test_cached_detections_equal_a_direct_run(cache, video_path, model_path):
     assert [i for i, _ in cache.detections(0.5, 640, 5.0)] == list(range(0, FRAMES, 2))
     with pytest.raises(ValueError, match="base_confidence"):
         cache.detections(0.1, 640, 10.0)
+
+
+def _rows(xyxy: np.ndarray) -> np.ndarray:
+    return xyxy[np.lexsort(np.round(xyxy).T[::-1])]
 
 
 @pytest.mark.model

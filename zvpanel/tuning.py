@@ -111,6 +111,7 @@ class DetectionCache:
         classes: Sequence[str] = ("person",),
         roi: Sequence[float] | None = None,
         cache_dir: str | Path | None = None,
+        rect: bool = True,
     ) -> None:
         from .sources import probe_source
 
@@ -123,6 +124,7 @@ class DetectionCache:
         #: Where runs are kept between processes (None: in memory only). Many experiments
         #: replay one model run; a scene of 600 full-HD frames costs the model a minute.
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.rect = rect  # YoloDetector's: inference at the frame's aspect ratio
         self._runs: dict[int, _Run] = {}
 
     def run(self, imgsz: int) -> _Run:
@@ -136,7 +138,7 @@ class DetectionCache:
         from .sources import iter_frames
 
         detector = YoloDetector(
-            self.model, self.classes, confidence=self.base_confidence, imgsz=imgsz
+            self.model, self.classes, confidence=self.base_confidence, imgsz=imgsz, rect=self.rect
         )
         detections, seconds = [], 0.0
         for i, frame in enumerate(iter_frames(self.video, max_frames=self.max_frames)):
@@ -163,6 +165,7 @@ class DetectionCache:
                 self.max_frames,
                 self.classes,
                 self.roi,
+                self.rect,
             )
         )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
