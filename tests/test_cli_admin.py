@@ -7,26 +7,31 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from zvpanel.cli import main
-from zvpanel.storage import Database
+from zvpanel.storage import Database, EventRow, utc_text
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO / "data" / "vtest.avi"  # 768x576
 
 
 @pytest.fixture
-def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cli" / "zvpanel.db"
+def db_file(db_target, monkeypatch: pytest.MonkeyPatch) -> Path | str:
+    """The commands' database, once per backend: ZVPANEL_DB_PATH (a SQLite file) or
+    ZVPANEL_DATABASE_URL (a fresh database on the session's PostgreSQL server)."""
     for name in list(os.environ):
         if name.startswith("ZVPANEL_") and name != "ZVPANEL_MODEL":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("ZVPANEL_DB_PATH", str(path))
+    if isinstance(db_target, Path):
+        monkeypatch.setenv("ZVPANEL_DB_PATH", str(db_target))
+    else:
+        monkeypatch.setenv("ZVPANEL_DATABASE_URL", db_target)
     monkeypatch.setenv("ZVPANEL_DEMO", "0")
-    return path
+    return db_target
 
 
 def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
@@ -37,8 +42,8 @@ def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple
     return code, out, err
 
 
-def open_db(path: Path) -> Database:
-    return Database(path)
+def open_db(target: Path | str) -> Database:
+    return Database(target)
 
 
 def test_user_commands(db_file, capsys, monkeypatch):
@@ -249,6 +254,26 @@ def test_init_creates_and_bootstraps(db_file, capsys, monkeypatch):
     assert code == 0 and "created" not in out
     with open_db(db_file) as db:
         assert db.get_calibration(1) is not None and db.authenticate("admin", "admin")
+
+
+def test_retention_run_rolls_up_old_events(db_file, capsys, monkeypatch):
+    now = datetime.now(timezone.utc)
+    with open_db(db_file) as db:
+        store = db.create_store("Shop", "UTC")
+        camera = db.create_camera(store.id, "Door", "0")
+        db.insert_events(
+            EventRow(store.id, camera.id, "door", i, "entry", utc_text(when), i, 0.9)
+            for i, when in enumerate((now - timedelta(days=40), now - timedelta(hours=2)))
+        )
+    code, _, err = run(capsys, "retention", "run")
+    assert code == 2 and "ZVPANEL_RETENTION_DAYS" in err
+    monkeypatch.setenv("ZVPANEL_RETENTION_DAYS", "30")
+    code, out, _ = run(capsys, "retention", "run")
+    assert code == 0 and "rolled 1 raw event(s)" in out
+    with open_db(db_file) as db:
+        assert len(db.events()) == 1 and db.count_events() == {"entry": 2, "exit": 0}
+    code, _, err = run(capsys, "retention", "run", "--days", "0")
+    assert code != 0 and "retention days 0" in err
 
 
 def test_console_script_runs_in_a_subprocess(tmp_path):
