@@ -113,6 +113,13 @@ def reshape_detect_head(model, height: int, width: int):
     return reshaped
 
 
+def _class_names(metadata: Path) -> dict[int, str]:
+    import yaml
+
+    names = (yaml.safe_load(metadata.read_text()) or {}).get("names") or {}
+    return {int(class_id): str(name) for class_id, name in names.items()}
+
+
 @dataclass
 class _Shape:
     """One compiled input shape and its pool of idle infer requests."""
@@ -136,6 +143,9 @@ class OpenVinoRunner:
         self.xml = path if path.suffix == ".xml" else next(path.glob("*.xml"))
         self.imgsz, self.rect, self.requests = int(imgsz), bool(rect), int(requests)
         self._core = ov.Core()
+        self._core.read_model(self.xml)  # a broken IR fails here, not on the first frame
+        #: The model's class names, from the ``metadata.yaml`` Ultralytics exports beside it.
+        self.names = _class_names(self.xml.with_name("metadata.yaml"))
         self._config = {"PERFORMANCE_HINT": "THROUGHPUT" if self.requests != 1 else "LATENCY"}
         self._shapes: dict[tuple[int, int], _Shape] = {}
         self._compile_lock = threading.Lock()

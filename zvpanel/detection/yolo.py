@@ -107,8 +107,16 @@ class YoloDetector:
         self.model_path = str(model)
         self.confidence = float(confidence)
         self.imgsz = int(imgsz)
-        self._model = _load_model(self.model_path)
-        names: dict[int, str] = dict(self._model.names)
+        self.rect, self.requests = bool(rect), int(requests)
+        # Our runner needs no Ultralytics model: loading one would compile the IR again.
+        self._runner = self._openvino_runner()
+        self._model = None if self._runner is not None else _load_model(self.model_path)
+        names = self._runner.names if self._runner is not None else dict(self._model.names)
+        if not names:
+            raise ModelError(
+                f"model {self.model_path!r} has no class names; set {MODEL_SETTING} to a YOLO model"
+            )
+        self._names: dict[int, str] = names
         self.labels: tuple[str, ...] = tuple(classes)
         self._model_class_ids = _class_ids(names, self.labels, self.model_path)
         # Model class id -> index into self.labels (-1: a class we never ask for).
@@ -116,12 +124,6 @@ class YoloDetector:
         for label_index, class_id in enumerate(self._model_class_ids):
             self._to_label[class_id] = label_index
         self._lock = threading.Lock()
-        self.rect, self.requests = bool(rect), int(requests)
-        self._runner = (
-            OpenVinoRunner(self.model_path, self.imgsz, rect=self.rect, requests=self.requests)
-            if is_openvino_model(self.model_path) and (self.rect or self.requests != 1)
-            else None
-        )
         #: Ultralytics' timing of the last call, ms: preprocess, inference, postprocess.
         self.last_speed: dict[str, float] = {}
 
@@ -141,7 +143,19 @@ class YoloDetector:
     @property
     def model_classes(self) -> dict[int, str]:
         """The model's own class names."""
-        return dict(self._model.names)
+        return dict(self._names)
+
+    def _openvino_runner(self) -> OpenVinoRunner | None:
+        path = self.model_path
+        if not (is_openvino_model(path) and (self.rect or self.requests != 1)):
+            return None
+        try:
+            return OpenVinoRunner(path, self.imgsz, rect=self.rect, requests=self.requests)
+        except Exception as error:  # any loader failure is the same user problem: a bad model
+            raise ModelError(
+                f"model {path!r} failed to load ({type(error).__name__}: {error}). "
+                f"Set {MODEL_SETTING} to a working YOLO detection model."
+            ) from error
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
         """Run the model once so the first real frame does not pay for setting it up."""
@@ -158,6 +172,8 @@ class YoloDetector:
     def predict(self, image: np.ndarray):
         """The raw Ultralytics result for one BGR image (inference, NMS, person classes only)."""
         with self._lock:
+            if self._model is None:  # an OpenVINO model run by our runner until now
+                self._model = _load_model(self.model_path)
             result = self._model.predict(
                 image,
                 classes=self._model_class_ids,
