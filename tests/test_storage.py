@@ -8,12 +8,14 @@ behaviour (the file, WAL) take ``db_path``."""
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 from argon2 import PasswordHasher
 
@@ -141,6 +143,25 @@ def test_newer_database_is_refused(db_target, fast_hasher):
         db._backend.set_schema_version(db._conn, SCHEMA_VERSION + 5)
     with pytest.raises(ConfigError, match="newer"):
         Database(db_target, password_hasher=fast_hasher)
+
+
+def test_postgres_writer_reconnects_after_the_server_drops_it(postgres, fast_hasher):
+    with Database(postgres.new_database(), password_hasher=fast_hasher) as db:
+        assert db.dialect == "postgresql" and "127.0.0.1" in db.location
+        db.create_store("Before", "UTC")
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (db._conn.raw.info.backend_pid,))
+        db.create_store("After", "UTC")
+        assert [s.name for s in db.list_stores()] == ["After", "Before"]
+
+
+def test_unreachable_postgres_is_a_config_error_without_the_password(fast_hasher):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # a port nothing listens on
+        url = f"postgresql://zv:s3cret-pw@127.0.0.1:{s.getsockname()[1]}/zvpanel"
+        with pytest.raises(ConfigError, match="ZVPANEL_DATABASE_URL") as info:
+            Database(url, password_hasher=fast_hasher)
+    assert "s3cret-pw" not in str(info.value) and "zv:***@127.0.0.1" in str(info.value)
 
 
 def test_closed_database_refuses_writes(db_target, fast_hasher):

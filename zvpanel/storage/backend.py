@@ -105,7 +105,8 @@ class Backend(Protocol):
     location: str
 
     def connect_writer(self) -> Connection: ...
-    def begin(self, conn: Connection) -> None: ...
+    def begin(self, conn: Connection, serial: bool = True) -> None: ...
+    def broken(self, conn: Connection) -> bool: ...
     def reader(self) -> Any: ...  # a context manager yielding a Connection
     def schema_version(self, conn: Connection) -> int: ...
     def lock_schema(self, conn: Connection) -> None: ...
@@ -183,9 +184,13 @@ class SqliteBackend:
             raise
         return conn
 
-    def begin(self, conn: Connection) -> None:
+    def begin(self, conn: Connection, serial: bool = True) -> None:
         # IMMEDIATE takes the write lock now: other processes wait (BUSY_TIMEOUT_SECONDS).
+        # Every SQLite write is serial: the file has one writer at a time.
         conn.execute("BEGIN IMMEDIATE")
+
+    def broken(self, conn: Connection) -> bool:
+        return False
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
@@ -252,8 +257,9 @@ _PG_TYPES = (
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
 )
 _TS = "CAST({column} AS timestamptz)"
-#: An arbitrary constant naming zvpanel's migration lock among advisory locks.
+#: Arbitrary constants naming zvpanel's advisory locks (migrations; serial writes).
 _MIGRATION_LOCK = 0x7A7670616E656C
+_WRITE_LOCK = 0x7A7670616E6557
 
 
 class PostgresBackend:
@@ -282,8 +288,15 @@ class PostgresBackend:
     def connect_writer(self) -> Connection:
         return self._connect()
 
-    def begin(self, conn: Connection) -> None:
+    def begin(self, conn: Connection, serial: bool = True) -> None:
         conn.execute("BEGIN")
+        if serial:
+            # One serial writer at a time across processes, like SQLite's write lock:
+            # checks such as "the last admin" read, then write, under it.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+
+    def broken(self, conn: Connection) -> bool:
+        return bool(conn.raw.broken or conn.raw.closed)
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
@@ -295,7 +308,7 @@ class PostgresBackend:
         try:
             yield conn
         finally:
-            if conn.raw.closed or conn.raw.broken or self._closed.is_set():
+            if self.broken(conn) or self._closed.is_set():
                 conn.close()
             elif self._idle.qsize() < POSTGRES_IDLE_READERS:
                 self._idle.put(conn)

@@ -157,18 +157,20 @@ class Database(UserMethods, ConfigurationMethods, EventMethods):
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _write(self, config: bool = False, users: bool = False) -> Iterator[Connection]:
+    def _write(
+        self, config: bool = False, users: bool = False, serial: bool = True
+    ) -> Iterator[Connection]:
         """A write transaction on the one writer connection.
 
         ``config=True`` marks a change to stores, cameras or calibrations: it bumps
         :meth:`config_revision` in the same transaction. ``users=True`` marks a change
-        that ends a user's tokens: it bumps :meth:`users_revision`.
+        that ends a user's tokens: it bumps :meth:`users_revision`. ``serial=False``
+        (plain event inserts) lets PostgreSQL run it beside other processes' writes;
+        every other write checks before it changes (the last admin, a store's events), so
+        it runs alone, as every SQLite write does.
         """
         with self._lock:
-            if self._conn is None:
-                raise ZvpanelError(f"{self!r} is closed")
-            conn = self._conn
-            self._backend.begin(conn)
+            conn = self._begin(serial)
             try:
                 yield conn
                 if config:
@@ -176,9 +178,26 @@ class Database(UserMethods, ConfigurationMethods, EventMethods):
                 if users:
                     _bump_revision(conn, _USERS_REVISION_KEY)
             except BaseException:
-                conn.execute("ROLLBACK")
+                if not self._backend.broken(conn):
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _begin(self, serial: bool) -> Connection:
+        """Begin on the writer connection, opening a new one if the server dropped it
+        (a PostgreSQL restart): nothing was written yet, so beginning again is safe."""
+        if self._conn is None:
+            raise ZvpanelError(f"{self!r} is closed")
+        try:
+            self._backend.begin(self._conn, serial)
+        except self._backend.operational_errors:
+            if not self._backend.broken(self._conn):
+                raise
+            log.warning("database %s: writer connection lost; reconnecting", self.location)
+            self._conn.close()
+            self._conn = self._backend.connect_writer()
+            self._backend.begin(self._conn, serial)
+        return self._conn
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:

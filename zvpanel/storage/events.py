@@ -42,7 +42,7 @@ class EventMethods:
         rows = list(rows)
         if not rows:
             return 0
-        with self._write() as conn:
+        with self._write(serial=False) as conn:
             conn.executemany(
                 "INSERT INTO events (store_id, camera_id, line_id, track_id, direction, ts_utc, "
                 "frame_index, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -158,7 +158,7 @@ def migrate(conn: Connection, backend: Backend) -> int:
         return SCHEMA_VERSION
     # Take the write lock first, then re-read the version: another process may have
     # migrated while we waited.
-    backend.begin(conn)
+    backend.begin(conn, serial=True)
     try:
         backend.lock_schema(conn)
         before = backend.schema_version(conn)
