@@ -717,9 +717,11 @@ def test_a_version_2_sqlite_database_upgrades_keeping_everything(db_path: Path, 
 
 
 # --------------------------------------------------------------------------- bootstrap
-def test_bootstrap_dev_mode_creates_admin_and_calibrated_demo(tmp_path, fast_hasher, caplog):
+def test_bootstrap_dev_mode_creates_admin_and_calibrated_demo(
+    tmp_path, db_target, fast_hasher, caplog
+):
     settings = settings_for(tmp_path, dev_mode=True, demo=True)
-    with Database(settings.db_file, password_hasher=fast_hasher) as db:
+    with Database(db_target, password_hasher=fast_hasher) as db:
         result = bootstrap(db, settings)
         assert result.admin == "admin"
         assert "development mode" in caplog.text
@@ -745,9 +747,9 @@ def test_bootstrap_dev_mode_creates_admin_and_calibrated_demo(tmp_path, fast_has
         assert db.list_stores() == []
 
 
-def test_bootstrap_admin_from_settings(tmp_path, fast_hasher):
+def test_bootstrap_admin_from_settings(tmp_path, db_target, fast_hasher):
     settings = settings_for(tmp_path, admin_username="boss", admin_password="long-enough-pw")
-    with Database(settings.db_file, password_hasher=fast_hasher) as db:
+    with Database(db_target, password_hasher=fast_hasher) as db:
         assert bootstrap(db, settings).admin == "boss"
         assert db.authenticate("boss", "long-enough-pw").is_admin
         db.reset_password("boss", "changed-later")
@@ -756,18 +758,30 @@ def test_bootstrap_admin_from_settings(tmp_path, fast_hasher):
         assert db.list_stores() == []  # demo off
 
 
-def test_bootstrap_outside_dev_mode_creates_no_default_admin(tmp_path, fast_hasher):
+def test_bootstrap_outside_dev_mode_creates_no_default_admin(tmp_path, db_target, fast_hasher):
     settings = settings_for(tmp_path, demo=True)
-    with Database(settings.db_file, password_hasher=fast_hasher) as db:
+    with Database(db_target, password_hasher=fast_hasher) as db:
         result = bootstrap(db, settings)
         assert result.admin is None and db.list_users() == []
         assert result.store_id is not None
 
 
-def test_bootstrap_short_admin_password_names_the_setting(tmp_path, fast_hasher):
+def test_bootstrap_short_admin_password_names_the_setting(tmp_path, db_target, fast_hasher):
     settings = settings_for(tmp_path, admin_username="boss", admin_password="short")
     with (
-        Database(settings.db_file, password_hasher=fast_hasher) as db,
+        Database(db_target, password_hasher=fast_hasher) as db,
         pytest.raises(ConfigError, match="ZVPANEL_ADMIN_PASSWORD"),
     ):
         bootstrap(db, settings)
+
+
+def test_settings_choose_the_backend(tmp_path, postgres, fast_hasher):
+    assert settings_for(tmp_path).database == tmp_path / "boot.db"  # ZVPANEL_DB_PATH
+    url = postgres.new_database()
+    settings = settings_for(tmp_path, database_url=url)
+    assert settings.database == url and "postgresql" not in repr(settings)
+    with Database(settings.database, password_hasher=fast_hasher) as db:
+        assert db.dialect == "postgresql"
+    sqlite_url = settings_for(tmp_path, database_url=str(tmp_path / "other.db")).database
+    with Database(sqlite_url, password_hasher=fast_hasher) as db:
+        assert db.dialect == "sqlite" and db.path == tmp_path / "other.db"
