@@ -4,9 +4,11 @@ A :class:`CameraWorker` owns the camera's :class:`~zvpanel.sources.CameraSource`
 decoder), its tracker and its counting pipeline. It takes the newest decoded frame at
 most ``calibration.detection_fps`` times per second of wall time; the frames decoded in
 between are skipped and counted as dropped. The detector is shared by every camera
-(inference is serialised inside it), so a worker that waits for the detector simply
-processes fewer frames, which shows up as ``hardware_limited``; its ``processing_ms``
-includes the wait for the detector, so it grows with the number of cameras.
+(it runs a few frames at once and queues the rest), so a worker that waits for the
+detector simply processes fewer frames, which shows up as ``hardware_limited``; its
+``processing_ms`` includes the wait for the detector, so it grows with the number of
+cameras. With motion gating, a frame in which nothing moved skips the detector
+(:class:`~zvpanel.detection.GatedDetector`); the status shows the share skipped.
 
 Everything that changes the pipeline (a new calibration) happens on the worker's own
 thread, between two frames; other threads only hand it over and read snapshots.
