@@ -107,3 +107,47 @@ def test_evaluation_counts_errors_precision_and_recall(gt_path: Path):
     assert data["lines"]["v"]["entry"]["matched"] == 5
     table = report.format_table()
     assert "entry" in table and "precision" in table
+
+
+def test_scene_list_names_each_scene_its_files_and_lines(tmp_path: Path, gt_path: Path):
+    from zvpanel.evaluation import LineRule, load_scenes
+
+    (tmp_path / "bench").mkdir()
+    path = tmp_path / "bench" / "scenes.toml"
+    path.write_text(
+        f"""
+[[scene]]
+name = "vtest"
+video = "data/vtest.avi"
+ground_truth = "{gt_path}"
+frames = 400
+lines = [{{ id = "door", x1 = 345.6, y1 = 0.0, x2 = 345.6, y2 = 576.0 }}]
+
+[scene.generated]
+grid = 2
+angles = [90]
+min_crossings = 3
+"""
+    )
+    (scene,) = load_scenes(path)
+    assert scene.video == tmp_path / "data" / "vtest.avi"  # relative to the repository
+    assert scene.ground_truth == gt_path and scene.frames == 400
+    assert [line.id for line in scene.lines] == ["door"]
+    assert scene.rule == LineRule(grid=2, angles=(90.0,), min_crossings=3)
+    path.write_text('[[scene]]\nname = "x"\n')
+    with pytest.raises(ZvpanelError, match="scene 1 is invalid"):
+        load_scenes(path)
+
+
+def test_generated_lines_are_kept_only_where_the_truth_crosses_enough(gt_path: Path):
+    from zvpanel.evaluation import LineRule, generated_lines
+
+    gt = read_mot_gt(gt_path)
+    every = generated_lines(gt, LineRule(min_crossings=0), 768, 576, 400)
+    kept = generated_lines(gt, LineRule(min_crossings=5), 768, 576, 400)
+    assert len(every) == 3 * 3 * 4
+    assert 0 < len(kept) < len(every) and {line.id for line in kept} <= {x.id for x in every}
+    for line in every:
+        crossings = len(true_crossings(gt, line, max_frames=400))
+        assert (line in kept) == (crossings >= 5), line.id
+        assert min(line.x1, line.x2) >= 0 and max(line.x1, line.x2) <= 768
