@@ -209,3 +209,21 @@ def _wait(condition, deadline: float = 120.0):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {deadline:.0f} s")
+
+
+@pytest.mark.parametrize(("env", "gated"), [("1", True), ("0", False)])
+def test_zvpanel_motion_gating_setting_reaches_every_camera(settings, monkeypatch, env, gated):
+    """ZVPANEL_MOTION_GATING, read as any setting is, decides the demo camera's detector."""
+    from zvpanel.app import App
+    from zvpanel.config import Settings, load_settings
+
+    assert Settings.model_fields["motion_gating"].description
+    monkeypatch.setenv("ZVPANEL_MOTION_GATING", env)
+    app = App(load_settings()).start()
+    try:
+        workers = [app.engine.worker(c.id) for c in app.db.list_cameras()]
+        workers = [w for w in workers if w is not None]
+        assert workers, "the demo camera runs"
+        assert all(isinstance(w.detector, GatedDetector) == gated for w in workers)
+    finally:
+        app.stop()
