@@ -552,6 +552,16 @@ def test_hourly_bins_keep_the_repeated_hour_and_half_hour_zones(db: Database, ca
     assert kolkata["entries"].tolist() == [1, 0]
 
 
+def test_hourly_bins_in_a_quarter_hour_zone(db: Database, camera):
+    # Nepal is UTC+05:45: counting per UTC quarter hour first must not move an event
+    # across a local hour.
+    times = [(5, 10), (5, 14), (5, 15), (5, 20), (6, 14)]  # local 10:55 10:59 11:00 11:05 11:59
+    add_events(db, camera, [(datetime(2026, 1, 15, h, m, tzinfo=UTC), "entry") for h, m in times])
+    hourly = binned_counts(db, "h", "Asia/Kathmandu")
+    assert [ts.strftime("%H:%M") for ts in hourly.index] == ["10:00", "11:00"]
+    assert hourly["entries"].tolist() == [2, 3]
+
+
 def test_daily_bins_follow_local_midnight_across_daylight_saving(db: Database, camera):
     tz = "America/New_York"  # clocks go forward on 2026-03-08
     add_events(
