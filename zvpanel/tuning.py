@@ -227,14 +227,20 @@ class DetectionCache:
 
 
 def _track(
-    frames: list[tuple[int, Detections]], tracker: str, track_buffer: int, rate: float
+    frames: list[tuple[int, Detections]],
+    tracker: str,
+    track_buffer: int,
+    rate: float,
+    source_fps: float,
 ) -> tuple[list[tuple[int, Detections]], float]:
-    from .tracking import PersonTracker
+    """Tracked and stitched as :class:`~zvpanel.pipeline.CountingPipeline` does."""
+    from .tracking import PersonTracker, TrackStitcher
 
     person_tracker = PersonTracker(rate, tracker, track_buffer=track_buffer)
+    stitcher = TrackStitcher()
     tracked, started = [], time.perf_counter()
     for index, dets in frames:
-        tracked.append((index, person_tracker.update(dets)))
+        tracked.append((index, stitcher.update(person_tracker.update(dets), index / source_fps)))
     ms = 1000 * (time.perf_counter() - started) / max(1, len(frames))
     return tracked, ms
 
@@ -281,7 +287,7 @@ def run_sweep(
                 progress(
                     f"conf {confidence} imgsz {imgsz} {fps:g}/s {tracker} buffer {track_buffer}"
                 )
-            tracked, track_ms = _track(detected, tracker, track_buffer, fps)
+            tracked, track_ms = _track(detected, tracker, track_buffer, fps, cache.fps)
             for min_distance, min_frames in itertools.product(grid.min_distance, grid.min_frames):
                 variant = parse_calibration(
                     {
