@@ -26,6 +26,7 @@ from bokeh.document import Document
 
 from zvpanel.app import App
 from zvpanel.calibration import CountingLine
+from zvpanel.config import load_settings
 from zvpanel.detections import Detections
 from zvpanel.engine.result import CameraStatus, FrameResult
 from zvpanel.sources.frame import Frame
@@ -48,6 +49,20 @@ def app(settings):
     app.start_database()
     app.start_bootstrap()
     app.start_hub()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request, settings, monkeypatch):
+    """Like ``app``, once per storage backend (PostgreSQL: the session's server)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").new_database()
+        monkeypatch.setenv("ZVPANEL_DATABASE_URL", url)
+        settings = load_settings()
+    app = App(settings)
+    app.start_database()
+    app.start_bootstrap()
     yield app
     app.stop()
 
@@ -493,7 +508,8 @@ def _analytics_numbers(view: AnalyticsView) -> dict:
     return numbers
 
 
-def test_analytics_of_old_days_add_up_after_retention(app, admin, video_path):
+def test_analytics_of_old_days_add_up_after_retention(any_app, video_path):
+    app = any_app
     camera = demo_camera(app)
     other = app.db.create_camera(camera.store_id, "Side door", str(video_path))
     store = app.db.update_store(camera.store_id, timezone="Europe/Berlin")
