@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 
+from zvpanel.app import App
 from zvpanel.calibration import parse_calibration
 from zvpanel.config import load_settings
 from zvpanel.counting import CrossingEvent
@@ -691,6 +692,33 @@ def test_retention_job_runs_at_start(db: Database, camera):
         job.stop()
     assert job.runs == 1 and db.events() == []
     assert db.count_events() == {"entry": 1, "exit": 0}
+
+
+def test_the_app_rolls_up_at_start_when_retention_is_set(tmp_path, fast_hasher):
+    settings = settings_for(tmp_path, retention_days=2)
+    with Database(settings.database, password_hasher=fast_hasher) as db:
+        store = db.create_store("Shop", "UTC")
+        camera = db.create_camera(store.id, "Door", "0")
+        add_events(db, camera, [(datetime.now(UTC) - timedelta(days=3), "exit")])
+    app = App(settings)
+    try:
+        app.start_database()
+        app.start_retention()
+        for _ in range(200):
+            if app.retention.runs:
+                break
+            threading.Event().wait(0.05)
+        assert app.retention.runs == 1
+        assert app.db.events() == [] and app.db.count_events() == {"entry": 0, "exit": 1}
+    finally:
+        app.stop()
+    plain = App(settings_for(tmp_path))  # retention is off by default
+    try:
+        plain.start_database()
+        plain.start_retention()
+        assert plain.retention is None and plain.db.count_events() == {"entry": 0, "exit": 1}
+    finally:
+        plain.stop()
 
 
 def test_a_version_2_sqlite_database_upgrades_keeping_everything(db_path: Path, fast_hasher):

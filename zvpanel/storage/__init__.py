@@ -1,8 +1,10 @@
 """Storage on SQLite or PostgreSQL: schema and migrations, the database, the event writer,
 chart queries, retention.
 
-See :mod:`zvpanel.storage.database` for the one-writer rule and what deleting does
-(a deleted camera is archived; its events stay and keep counting).
+See :mod:`zvpanel.storage.database` for the one-writer rule,
+:mod:`zvpanel.storage.configuration` for what deleting does (a deleted camera is
+archived; its events stay and keep counting) and :mod:`zvpanel.storage.events` for
+retention.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .queries import (
     occupancy,
     per_camera,
 )
+from .retention import RETENTION_INTERVAL_SECONDS, RetentionJob
 from .schema import SCHEMA_VERSION
 from .writer import EVENT_QUEUE_SIZE, EventWriter, WriterStats
 
@@ -59,6 +62,8 @@ __all__ = [
     "events_frame",
     "latest_event_id",
     "RollUp",
+    "RetentionJob",
+    "RETENTION_INTERVAL_SECONDS",
     "MAX_RETENTION_DAYS",
     "binned_counts",
     "occupancy",
