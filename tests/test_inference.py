@@ -10,7 +10,7 @@ import pytest
 
 from zvpanel.config import Settings
 from zvpanel.detection import YoloDetector
-from zvpanel.detection.openvino import letterbox
+from zvpanel.detection.openvino import letterbox, reshape_detect_head
 from zvpanel.sources import iter_frames
 
 #: A box found on a frame and on the same frame placed in a bigger canvas is found at a
@@ -153,3 +153,13 @@ def test_settings_switch_rect_and_overlap_off(settings: Settings):
     assert off.input_shape(576, 768) == (640, 640)
     with pytest.raises(ValueError, match="requests=-1"):
         YoloDetector(settings.model, requests=-1)
+
+
+def test_a_model_without_a_yolov8_head_is_not_reshaped_and_says_why():
+    import openvino as ov
+    import openvino.opset13 as opset
+
+    image = opset.parameter([1, 3, 640, 640], ov.Type.f32)
+    model = ov.Model([opset.relu(image)], [image], "not-yolo")
+    with pytest.raises(ValueError, match="'not-yolo': found 0 of the 5"):
+        reshape_detect_head(model, 480, 640)

@@ -34,7 +34,7 @@ MAX_DETECTIONS = 300
 #: Strides of a YOLOv8 detection head's three levels, and the constants of its head that
 #: depend on the input size (anchor centres twice, strides, two Reshape targets).
 HEAD_STRIDES = (8, 16, 32)
-HEAD_CONSTANTS = 4
+HEAD_CONSTANTS = 5
 
 
 def is_openvino_model(path: str | Path) -> bool:
@@ -173,9 +173,18 @@ class OpenVinoRunner:
 
     def _input(self, image: np.ndarray) -> np.ndarray:
         padded = letterbox(image, self.imgsz, self.rect)
-        if padded.shape[:2] not in self._shapes and len(self._shapes) >= MAX_SHAPES:
+        key = padded.shape[:2]
+        if not self.rect or key in self._shapes:
+            return padded
+        if len(self._shapes) >= MAX_SHAPES:
             # Too many shapes (ROIs of many sizes): the square one fits every image.
-            padded = letterbox(image, self.imgsz, rect=False)
+            return letterbox(image, self.imgsz, rect=False)
+        try:
+            self._shape(*key)
+        except ValueError as error:  # a head this code cannot reshape: the square still works
+            log.warning("%s; inferring at %dx%d squares instead", error, self.imgsz, self.imgsz)
+            self.rect = False
+            return letterbox(image, self.imgsz, rect=False)
         return padded
 
     def _infer(self, blob: np.ndarray) -> np.ndarray:
