@@ -156,6 +156,41 @@ def test_postgres_writer_reconnects_after_the_server_drops_it(postgres, fast_has
         assert [s.name for s in db.list_stores()] == ["After", "Before"]
 
 
+def test_postgres_serial_writes_of_two_processes_take_turns(postgres, fast_hasher):
+    """Like SQLite's write lock: a check-then-write (the last admin) of one process waits
+    for another process's write transaction; event inserts do not."""
+    url = postgres.new_database()
+    with (
+        Database(url, password_hasher=fast_hasher) as first,
+        Database(url, password_hasher=fast_hasher) as second,
+        psycopg.connect(postgres.url(), autocommit=True) as watcher,
+    ):
+        first.create_user("ann", "password-1", is_admin=True)
+        store = first.create_store("Shop", "UTC")
+        camera = first.create_camera(store.id, "Door", "0")
+        other_pid = second._conn.raw.info.backend_pid
+
+        def waiting_on_lock() -> bool:
+            row = watcher.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (other_pid,)
+            ).fetchone()
+            return row is not None and row[0] == "Lock"
+
+        with first._write() as conn:  # one process in a serial write...
+            conn.execute("UPDATE users SET is_admin = 1 WHERE username = 'ann'")
+            add_events(second, camera, [(T0, "entry")])  # ...events still go in
+            waiter = threading.Thread(target=second.create_user, args=("bob", "password-2"))
+            waiter.start()
+            for _ in range(400):  # the other process's serial write waits for the lock
+                if waiting_on_lock():
+                    break
+                threading.Event().wait(0.05)
+            assert waiting_on_lock() and waiter.is_alive()
+        waiter.join()
+        assert [u.username for u in first.list_users()] == ["ann", "bob"]
+        assert first.count_events() == {"entry": 1, "exit": 0}
+
+
 def test_unreachable_postgres_is_a_config_error_without_the_password(fast_hasher):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # a port nothing listens on
