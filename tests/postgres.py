@@ -66,7 +66,8 @@ class PostgresServer:
 
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    folder = Path(tempfile.mkdtemp(prefix="zvpanel-pg-"))
+    # In /tmp, not $TMPDIR: the postgres user must be able to reach the folder.
+    folder = Path(tempfile.mkdtemp(prefix="zvpanel-pg-", dir="/tmp"))
     data = folder / "data"
     if os.geteuid() == 0:
         shutil.chown(folder, SUPERUSER, SUPERUSER)
