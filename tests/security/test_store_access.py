@@ -367,6 +367,8 @@ def test_admin_limits_a_viewer_from_the_users_tab(browser, site):
         assert SOUTH in state and NORTH in state  # the admin sees every store
         page.get_by_text("Users", exact=True).click()
         page.get_by_role("gridcell", name=CLERK, exact=True).click()
+        # The server has the selection (and has shown clerk's stores) before we pick.
+        page.get_by_text(f"Stores {CLERK} may see").wait_for()
         page.locator(".choices").last.click()
         page.get_by_role("option", name=SOUTH).click()
         page.get_by_role("button", name="Set stores of selected").click()

@@ -189,7 +189,10 @@ class AdminView(pn.viewable.Viewer):
     def _user_selected(self) -> None:
         if self.admin and self.users_table.selection:
             username = str(self._selected(self.users_table, "username"))
-            self.user_stores.value = self.app.db.user_store_ids(username)
+            self.user_stores.param.update(
+                value=self.app.db.user_store_ids(username),
+                label=f"Stores {username} may see (none: every store)",  # whose they are
+            )
 
     # ------------------------------------------------------------------ running actions
     def _run(self, what: str, action) -> bool:
