@@ -100,3 +100,14 @@ def db_target(request, tmp_path: Path) -> str | Path:
     if request.param == "sqlite":
         return tmp_path / "nested" / "dir" / "zvpanel.db"
     return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture(scope="module")
+def browser(launch_chromium):
+    """A headless Chromium for one test module (Playwright's sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()

@@ -55,16 +55,6 @@ def server(tmp_path_factory, model_path: str) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser(launch_chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser, server):
     """One logged-in admin tab shared by the page tests (like a person clicking through)."""
     context = browser.new_context(viewport=VIEWPORT)

@@ -137,16 +137,6 @@ def site(tmp_path_factory, model_path: str) -> Iterator[Site]:
         yield Site(server, camera_id)
 
 
-@pytest.fixture(scope="module")
-def browser(launch_chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
 def new_page(browser):
     context = browser.new_context()
     page = context.new_page()

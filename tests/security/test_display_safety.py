@@ -313,16 +313,6 @@ def _cli_makes_names(hostile: Hostile) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(launch_chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def hostile(tmp_path_factory, model_path: str, browser) -> Iterator[Hostile]:
     with panel_server(tmp_path_factory.mktemp("hostile"), model_path) as server:
         made = Hostile(server)

@@ -313,16 +313,6 @@ _PAGE_STATE_JS = r"""() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser(launch_chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
 def _logged_in(browser, site: Site, username: str, password: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
