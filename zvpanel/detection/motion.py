@@ -117,7 +117,11 @@ class GatedDetector:
         x1, y1, x2, y2 = crop_box(roi, width, height)
         self.frames += 1
         if self.gate.must_detect(image[y1:y2, x1:x2], self._last):
-            self._last = self.detector.detect(image, roi)
+            try:
+                self._last = self.detector.detect(image, roi)
+            except Exception:
+                self.gate.reset()  # the next frame is compared with nothing, so detected
+                raise
         else:
             self.gated += 1
         return self._last
