@@ -435,6 +435,9 @@ def test_pages_and_json_routes_carry_the_security_headers(site):
         "token route": post(site, "/api/token", username=VERA, password=VERA_PASSWORD),
         "stream refused": get(site, f"/stream/{site.camera_id}.mjpg"),
         "socket refused": get(site, "/ws/events"),
+        "feed example page": get(site, "/feed/"),
+        "feed file missing": get(site, "/feed/nothing.js"),
+        "token route, wrong method": get(site, "/api/token"),
     }
     site.tokens.append(answers["token route"].json()["access_token"])
     assert answers["page"].status_code == 200

@@ -19,6 +19,7 @@ from tornado.web import StaticFileHandler
 
 from .auth import LOGIN_THROTTLE, LoginThrottle
 from .feed import MessageCache
+from .headers import add_security_headers
 from .jpeg import FrameEncoder, shared_encoder
 from .mjpeg import mjpeg_route
 from .token_handler import TokenHandler
@@ -34,6 +35,13 @@ from .ws_handlers import (
 __all__ = ["ROUTES", "STATIC_DIR", "build_routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class FeedPageHandler(StaticFileHandler):
+    """The feed's example page (it takes a password) with the headers of every page."""
+
+    def set_default_headers(self) -> None:
+        add_security_headers(self)
 
 
 def _process_app() -> Any:
@@ -67,7 +75,7 @@ def build_routes(
         # The example page: /feed/ serves live.html.
         (
             r"/feed/(.*)",
-            StaticFileHandler,
+            FeedPageHandler,
             {"path": str(STATIC_DIR), "default_filename": "live.html"},
         ),
         # The dashboards' live video (zvpanel.ui.streaming_image reads it).
