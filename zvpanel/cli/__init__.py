@@ -12,13 +12,14 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import admin, count  # each module adds its own sub-commands
+    from . import admin, count, serve  # each module adds its own sub-commands
 
     parser = argparse.ArgumentParser(prog="zvpanel", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     count.register(sub)
     admin.register(sub)
+    serve.register(sub)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""``zvpanel serve``: the README's ``panel serve`` flags, and a real server it starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import urlopen
+
+import pytest
+from serving import START_ARGS, _wait_for_port, free_port
+
+from zvpanel.cli import build_parser
+from zvpanel.cli.serve import panel_command
+from zvpanel.errors import ConfigError
+
+#: How long the server may take to stop after SIGTERM (it stops the engine and database).
+STOP_TIMEOUT_S = 60
+#: The README's relative paths, as an installed zvpanel resolves them (from the package).
+RELATIVE_PATHS = ("zvpanel/serve_setup.py", "zvpanel/web/auth_module.py")
+
+
+def test_serve_runs_the_readme_command(repo_root):
+    """Same apps and flags as the README / browser tests, with the paths resolved."""
+    command = panel_command(port=5006)
+    readme_flags = [
+        str(repo_root / arg) if arg in RELATIVE_PATHS else arg for arg in START_ARGS[6:]
+    ]
+    apps = sorted(str(p) for p in (repo_root / "apps").glob("*.py"))
+    assert command[:4] == [sys.executable, "-m", "panel", "serve"]
+    assert command[4:] == [*apps, *readme_flags, "--port", "5006"]
+    assert sorted(str(repo_root / a) for a in START_ARGS[2:6]) == apps
+
+
+def test_serve_passes_num_procs_and_the_args_after_double_dash():
+    argv = ["serve", "--port", "7000", "--address", "0.0.0.0", "--num-threads", "2"]
+    argv += ["--num-procs", "2", "--", "--allow-websocket-origin", "shop:7000", "--port", "1"]
+    args = build_parser().parse_args(argv)
+    extra = args.panel_args
+    command = panel_command(
+        args.port, args.address, args.num_threads, args.num_procs, args.apps, extra
+    )
+    tail = ["--num-threads", "2", "--address", "0.0.0.0", "--port", "7000", "--num-procs", "2"]
+    assert command[-len(tail) - 4 :] == [
+        *tail,
+        "--allow-websocket-origin",
+        "shop:7000",
+        "--port",
+        "1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"port": 0}, "--port 0: must be 1..65535"),
+        ({"port": 65536}, "--port 65536: must be 1..65535"),
+        ({"num_threads": 0}, "--num-threads 0: must be >= 1"),
+        ({"num_procs": -1}, "--num-procs -1: must be >= 0"),
+    ],
+)
+def test_serve_rejects_bad_values_naming_them(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        panel_command(**kwargs)
+
+
+def test_serve_without_apps_says_where_it_looked(tmp_path, capsys):
+    (tmp_path / "admin.py").write_text("")
+    from zvpanel.cli import main
+
+    assert main(["serve", "--apps", str(tmp_path)]) == 2
+    assert f"--apps {tmp_path}: no live.py there" in capsys.readouterr().err
+
+
+def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
+    body = urlencode(data).encode() if data is not None else None
+    with urlopen(url, data=body, timeout=30) as response:
+        return response.status, response.read().decode()
+
+
+def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_sigterm(tmp_path, model_path):
+    """A real ``zvpanel serve`` started outside the checkout: pages, token, clean stop."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
+    env.update(
+        ZVPANEL_DB_PATH=str(tmp_path / "zvpanel.db"), ZVPANEL_MODEL=str(Path(model_path).resolve())
+    )
+    env.update(ZVPANEL_DEV_MODE="1")
+    zvpanel = Path(sys.executable).with_name("zvpanel")
+    log = tmp_path / "server.log"
+    command = [str(zvpanel), "serve", "--port", str(port)]
+    command += ["--", "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_port(port, process, log)
+        # exec, not a child: the process we started is panel serve itself
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"panel", b"serve"]
+        url = f"http://127.0.0.1:{port}"
+        status, page = _get(f"{url}/login")
+        assert status == 200 and 'id="password"' in page
+        status, body = _get(f"{url}/api/token", {"username": "admin", "password": "admin"})
+        assert status == 200 and json.loads(body)["token_type"] == "bearer"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()[-3000:]
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
