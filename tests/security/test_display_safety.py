@@ -98,6 +98,10 @@ def test_csv_frame_guards_text_cells_and_headers_only():
         ("http://h/v.cgi?user=a&pwd=zz&res=1", "http://h/v.cgi?user=a&pwd=***&res=1"),
         ("https://h/v?Token=abc", "https://h/v?Token=***"),
         ("http://u:pw@[::1/x", "http://u:***@[::1/x"),  # unparsable: masked all the same
+        # A password typed with "#", "/" or "?" unencoded: URL parsing ends the host there.
+        ("rtsp://cam:Pa#ss1@host/s", "rtsp://cam:***@host/s"),
+        ("rtsp://cam:pa/ss@host/s", "rtsp://cam:***@host/s"),
+        ("rtsp://cam:pa?ss@host/s", "rtsp://cam:***@host/s"),
         ("rtsp://cam@host/s", "rtsp://cam@host/s"),  # no password: nothing to hide
         ("rtsp://host/s?q=1%202", "rtsp://host/s?q=1%202"),
         ("/data/a b@c:d.avi", "/data/a b@c:d.avi"),  # a path comes back unchanged

@@ -53,6 +53,9 @@ SECRET_MASK = "***"
 #: Query parameters whose values are secrets (cameras that take credentials in the URL).
 SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "token", "key", "secret"})
 _USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
+#: ``scheme://user:`` then anything up to an ``@``: a password typed with ``/``, ``?`` or
+#: ``#`` unencoded, which URL parsing would take for the end of the host.
+_USERINFO_CUT_SHORT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^@]*@")
 
 # A camera that does not answer must not block a thread for ever: FFmpeg gives up
 # connecting after OPEN_TIMEOUT_S and a read that gets no data after READ_TIMEOUT_S.
@@ -128,6 +131,10 @@ def mask_source(source: str) -> str:
         parts = urlsplit(source)
     except ValueError:  # e.g. an unclosed "[" of an IPv6 host: mask whatever is user:pass@
         return _USERINFO_PASSWORD.sub(rf"\1{SECRET_MASK}@", source)
+    if "@" not in parts.netloc and _USERINFO_CUT_SHORT.match(source):
+        # Masked as a password even where it might be a port and path: shown, a secret
+        # must not be the part that guessed wrong.
+        return mask_source(_USERINFO_CUT_SHORT.sub(rf"\1{SECRET_MASK}@", source, count=1))
     userinfo, at, host = parts.netloc.rpartition("@")
     if at and ":" in userinfo:
         parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:{SECRET_MASK}@{host}")
