@@ -36,7 +36,14 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from zvpanel.config import DEV_SECRET_FILE, load_settings
 from zvpanel.storage import Database, bootstrap
-from zvpanel.web.auth import SESSION_COOKIE, issue_token, verify_token
+from zvpanel.web.auth import (
+    FREE_FAILURES,
+    SESSION_COOKIE,
+    LoginThrottle,
+    attempt_login,
+    issue_token,
+    verify_token,
+)
 from zvpanel.web.headers import SECURITY_HEADERS
 from zvpanel.web.log_redaction import RedactTokens
 from zvpanel.web.revocation import SessionWatch
@@ -276,6 +283,31 @@ def test_login_throttle_counts_per_username_and_address_across_both_logins(site)
     assert other.status_code == 429
     # Vera from elsewhere is not.
     assert post(site, "/login", "127.0.0.4", username=VERA, password=VERA_PASSWORD).is_redirect
+
+
+def test_a_good_login_never_resets_its_addresss_failures(tmp_path):
+    """Guesses spread over usernames from one address, a good login after each: the
+    address's failures keep counting (a success clears its own username's only)."""
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    address = "10.0.0.9"
+
+    async def spray(db: Database) -> list[float]:
+        waits = []
+        for guess in range(FREE_FAILURES + 2):
+            wrong = await attempt_login(db, throttle, address, f"guess{guess}", "wrong-guess")
+            assert wrong.problem == "wrong"
+            waits.append(wrong.retry_after)
+            now[0] += wrong.retry_after + 0.1  # waited out, so the good login goes through
+            good = await attempt_login(db, throttle, address, VERA, VERA_PASSWORD)
+            assert good.user is not None, good
+            now[0] += wrong.retry_after + 0.1  # (counted in advance, its time restarts the wait)
+        return waits
+
+    with Database(tmp_path / "zvpanel.db") as db:
+        db.create_user(VERA, VERA_PASSWORD)
+        waits = asyncio.run(spray(db))
+    assert waits == [0.0] * FREE_FAILURES + [1.0, 2.0]
 
 
 # ---------------------------------------------------------------------- item 5: logins end
