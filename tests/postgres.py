@@ -46,12 +46,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class PostgresServer:
-    """A running server; :meth:`new_database` makes an empty database and returns its URL."""
+def _run(*args: str) -> None:
+    subprocess.run(_as_postgres(*args), check=True, capture_output=True, text=True)
 
-    def __init__(self, port: int) -> None:
+
+class PostgresServer:
+    """A running server; :meth:`new_database` makes an empty database and returns its URL.
+
+    :meth:`stop` and :meth:`start` take it down and up again on the same port (outage
+    tests); a test that stops it starts it again before it ends.
+    """
+
+    def __init__(self, port: int, folder: Path) -> None:
         self.port = port
+        self.folder = folder
+        self.running = False
         self._names = itertools.count(1)
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
+        _run(
+            _bin("pg_ctl"),
+            "-D",
+            str(self.folder / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "start",
+        )
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop at once (``-m fast``: open connections are cut, as in an outage)."""
+        _run(_bin("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+        self.running = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -71,29 +103,14 @@ def postgres_server() -> Iterator[PostgresServer]:
     data = folder / "data"
     if os.geteuid() == 0:
         shutil.chown(folder, SUPERUSER, SUPERUSER)
-    port = _free_port()
-    run = lambda *args: subprocess.run(  # noqa: E731
-        _as_postgres(*args), check=True, capture_output=True, text=True
-    )
     try:
-        run(_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-        run(
-            _bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "server.log"),
-            "-w",
-            "-t",
-            str(START_TIMEOUT_SECONDS),
-            "start",
-        )
+        _run(_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        server = PostgresServer(_free_port(), folder)
+        server.start()
         try:
-            yield PostgresServer(port)
+            yield server
         finally:
-            run(_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            if server.running:
+                server.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

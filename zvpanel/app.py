@@ -11,12 +11,16 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from .config import Settings, get_settings
 from .detection import YoloDetector
 from .engine import Engine, ResultHub
 from .storage import Database, EventWriter, bootstrap
 from .storage.retention import RetentionJob
+
+if TYPE_CHECKING:
+    from .bus import Bus
 
 __all__ = ["App", "get_app", "stop_app"]
 
@@ -34,6 +38,7 @@ class App:
         self.retention: RetentionJob | None = None
         self.detector: YoloDetector | None = None
         self.engine: Engine | None = None
+        self.bus: Bus | None = None
         self.started = False
 
     # ------------------------------------------------------------------ start / stop
@@ -47,6 +52,7 @@ class App:
             self.start_retention()
             self.start_detector()
             self.start_engine()
+            self.start_bus()
         except BaseException:
             self.stop()  # undo the steps that did run
             raise
@@ -55,6 +61,7 @@ class App:
         return self
 
     def stop(self) -> None:
+        self.stop_bus()
         self.stop_engine()
         self.stop_retention()
         self.stop_event_writer()
@@ -95,10 +102,14 @@ class App:
 
     def start_detector(self) -> None:
         """Load the model once (raises ModelError naming ZVPANEL_MODEL if it is missing)."""
+        if not self.settings.engine:
+            return
         self.detector = YoloDetector.from_settings(self.settings)
         self.detector.warmup()
 
     def start_engine(self) -> None:
+        if not self.settings.engine:  # a dashboard of the bus: other processes count
+            return
         self.engine = Engine(
             self.db,
             self.hub,
@@ -106,8 +117,25 @@ class App:
             self.detector,
             tracker_kind=self.settings.tracker,
             motion_gating=self.settings.motion_gating,
+            owns=self.runs_camera,
         )
         self.engine.start()
+
+    def runs_camera(self, camera_id: int) -> bool:
+        """The dashboards' own engine runs every camera not assigned to a node or pool."""
+        return self.db.camera_assignment(camera_id) is None
+
+    def start_bus(self) -> None:
+        """With ZVPANEL_MQTT_URL: publish this engine's cameras, serve the other ones."""
+        if self.settings.mqtt_url is not None:
+            from .bus import Bus  # paho is imported only when a bus is set
+
+            self.bus = Bus.for_app(self)
+
+    def stop_bus(self) -> None:
+        if self.bus is not None:
+            self.bus.stop()
+            self.bus = None
 
     def stop_engine(self) -> None:
         if self.engine is not None:

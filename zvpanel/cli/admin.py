@@ -276,6 +276,17 @@ def _camera_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("camera_id", type=int, metavar="ID")
         p.set_defaults(func=func)
 
+    p = cmds.add_parser(
+        "assign",
+        help="run a camera on an engine node, on a pool of nodes, or (--none) in the dashboards",
+    )
+    p.add_argument("camera_id", type=int, metavar="ID")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--node", metavar="NAME", help="the node (zvpanel node --name NAME)")
+    where.add_argument("--pool", metavar="POOL", help="any one live node of this pool")
+    where.add_argument("--none", action="store_true", help="the dashboard process's engine")
+    p.set_defaults(func=_camera_assign)
+
 
 def _normalise_source(source: str) -> str:
     """A file path is stored absolute, so the server finds it whatever its directory."""
@@ -339,6 +350,18 @@ def _camera_disable(args: argparse.Namespace) -> int:
     with _open_db() as db:
         camera = db.set_enabled(args.camera_id, False)
     print(f"camera {camera.id} {camera.name!r} disabled")
+    return 0
+
+
+def _camera_assign(args: argparse.Namespace) -> int:
+    with _open_db() as db:
+        assignment = db.assign_camera(args.camera_id, node=args.node, pool=args.pool)
+    if assignment is None:
+        print(f"camera {args.camera_id} runs in the dashboard process")
+    elif assignment.node is not None:
+        print(f"camera {args.camera_id} runs on node {assignment.node!r}")
+    else:
+        print(f"camera {args.camera_id} runs on one node of pool {assignment.pool!r}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration
@@ -49,8 +50,11 @@ class Engine:
         tracker_kind: str = "bytetrack",
         realtime: bool = True,
         motion_gating: bool = True,
+        owns: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
+        #: Whether this engine runs a camera (fleet mode: others run on nodes); None: all.
+        self.owns = owns
         self.hub = hub
         self.writer = writer
         self.detector = detector
@@ -171,7 +175,7 @@ class Engine:
                 # Nothing changed through this process's ``db``: another process (the CLI,
                 # a second server) may have changed the configuration in the same file.
                 latest = self._config_revision()
-                if latest != revision:
+                if latest is not None and latest != revision:
                     revision = latest
                     self._reload_all()
                 continue
@@ -191,7 +195,11 @@ class Engine:
             return None
 
     def _reload_all(self) -> None:
-        rows = {camera.id for camera in self.db.list_cameras()}
+        try:
+            rows = {camera.id for camera in self.db.list_cameras()}
+        except Exception:  # the database went away meanwhile: the next poll tries again
+            log.exception("could not list the cameras")
+            return
         with self._lock:
             camera_ids = set(self._workers) | rows
         for camera_id in sorted(camera_ids):
@@ -215,6 +223,9 @@ class Engine:
         A status is set after the old worker stopped, so its last "stopped" does not
         hide why the camera is not running.
         """
+        if self.owns is not None and not self.owns(camera_id):
+            self._retire(camera_id)  # another process runs it (or nobody may, for now)
+            return
         camera = self._camera(camera_id)
         if camera is None:  # deleted
             self._retire(camera_id)

@@ -116,6 +116,10 @@ class Backend(Protocol):
     def local_day(self, column: str) -> str: ...
     def close(self) -> None: ...
 
+    #: SQL for now, in seconds since the epoch, by the database's clock (leases expire by
+    #: it, so nodes whose clocks disagree still agree on who holds a camera).
+    epoch_now: str
+
 
 def open_backend(target: str | Path) -> SqliteBackend | PostgresBackend:
     """A PostgreSQL backend for a ``postgresql://`` URL, else SQLite for a file path."""
@@ -154,6 +158,7 @@ class SqliteBackend:
 
     integrity_errors = (sqlite3.IntegrityError,)
     operational_errors = (sqlite3.Error, OSError)
+    epoch_now = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -264,6 +269,9 @@ _WRITE_LOCK = 0x7A7670616E6557
 
 class PostgresBackend:
     """A PostgreSQL database; the schema version is the one row of ``zvpanel_schema``."""
+
+    # clock_timestamp(), not now(): now() is the start of the transaction.
+    epoch_now = "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
     def __init__(self, url: str) -> None:
         import psycopg  # only needed (and imported) for PostgreSQL

@@ -2,7 +2,8 @@
 
 :class:`Database` is assembled from one module per subject: users and logins
 (:mod:`.users`), configuration (:mod:`.configuration`: stores, cameras, calibrations,
-user stores) and events (:mod:`.events`, with retention); the engine-specific parts are
+user stores), events (:mod:`.events`, with retention) and fleet mode (:mod:`.fleet`:
+camera assignments, pool leases, node heartbeats); the engine-specific parts are
 in :mod:`.backend`. The same migrations (:mod:`.schema`) create and upgrade both.
 
 One writer
@@ -38,6 +39,7 @@ from ..errors import ConfigError, ConflictError, InvalidValueError, ZvpanelError
 from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backend
 from .configuration import ConfigurationMethods
 from .events import EventMethods
+from .fleet import FleetMethods
 from .schema import migrate
 from .users import UserMethods
 from .values import (
@@ -87,7 +89,7 @@ def _bump_revision(conn: Connection, key: str) -> None:
     )
 
 
-class Database(UserMethods, ConfigurationMethods, EventMethods):
+class Database(UserMethods, ConfigurationMethods, EventMethods, FleetMethods):
     """A zvpanel database, created and migrated when opened.
 
     ``target``: a SQLite file path, or a ``postgresql://`` URL

@@ -38,14 +38,17 @@ class EventMethods:
     """The event methods of :class:`~zvpanel.storage.database.Database`."""
 
     def insert_events(self, rows: Iterable[EventRow | tuple]) -> int:
-        """Insert event rows in one transaction (the :class:`EventWriter` calls this)."""
-        rows = list(rows)
+        """Insert event rows in one transaction (the :class:`EventWriter` and the nodes'
+        forwarders call this). A row whose ``uid`` is already stored is skipped, so a
+        batch sent again after a crash is stored once."""
+        rows = [EventRow(*row) for row in rows]
         if not rows:
             return 0
         with self._write(serial=False) as conn:
             conn.executemany(
                 "INSERT INTO events (store_id, camera_id, line_id, track_id, direction, ts_utc, "
-                "frame_index, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "frame_index, confidence, uid, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (uid) DO NOTHING",
                 rows,
             )
         return len(rows)

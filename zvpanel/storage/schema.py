@@ -144,8 +144,48 @@ _V3 = (
     "CREATE INDEX hourly_line_totals_store_hour ON hourly_line_totals (store_id, hour_utc)",
 )
 
+# Fleet mode (zvpanel.node). ``events.uid``: a UUIDv7 given when the event is counted,
+# so a node can forward a batch again after a crash and ``ON CONFLICT (uid) DO NOTHING``
+# keeps it once (NULL for events older than v4); ``events.node``: the node that counted
+# it (NULL for the dashboard process's own engine). A camera assigned to a node or a pool
+# is run there, not by the dashboards' engine. ``camera_leases``: which node of its pool
+# runs a pool camera, until ``expires_at`` (seconds since the epoch, in the database's
+# clock). ``nodes``: each node's heartbeat.
+_V4 = (
+    "ALTER TABLE events ADD COLUMN uid TEXT",
+    "ALTER TABLE events ADD COLUMN node TEXT",
+    "CREATE UNIQUE INDEX events_uid ON events (uid)",
+    """
+    CREATE TABLE camera_assignments (
+        camera_id INTEGER PRIMARY KEY REFERENCES cameras (id) ON DELETE CASCADE,
+        node      TEXT,
+        pool      TEXT,
+        CHECK ((node IS NULL) <> (pool IS NULL))
+    )
+    """,
+    """
+    CREATE TABLE camera_leases (
+        camera_id  INTEGER PRIMARY KEY REFERENCES cameras (id) ON DELETE CASCADE,
+        node       TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE nodes (
+        name             TEXT PRIMARY KEY,
+        pool             TEXT,
+        started_at       TEXT NOT NULL,
+        heartbeat_at     TEXT NOT NULL,
+        cameras          TEXT NOT NULL,
+        rates            TEXT NOT NULL,
+        hardware_limited INTEGER NOT NULL CHECK (hardware_limited IN (0, 1)),
+        backlog          INTEGER NOT NULL
+    )
+    """,
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from uuid6 import uuid7
+
 from ..errors import InvalidValueError
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Camera",
     "Event",
     "EventRow",
+    "new_event_uid",
     "Change",
     "utc_text",
     "parse_utc",
@@ -96,6 +99,8 @@ class Event:
     timestamp: datetime
     frame_index: int
     confidence: float
+    uid: str | None = None
+    node: str | None = None
 
 
 class EventRow(NamedTuple):
@@ -109,6 +114,17 @@ class EventRow(NamedTuple):
     ts_utc: str
     frame_index: int
     confidence: float
+    #: A UUIDv7 (:func:`new_event_uid`): inserting the same event twice keeps it once.
+    uid: str | None = None
+    #: The engine node that counted it (None: the dashboard process's own engine).
+    node: str | None = None
+
+
+def new_event_uid() -> str:
+    """A globally unique, time-ordered event id (UUIDv7, RFC 9562): made where the event
+    is counted, with no coordination, so a node's events keep their ids through its
+    outbox and any number of forwarding attempts."""
+    return str(uuid7())
 
 
 @dataclass(frozen=True)
@@ -210,4 +226,6 @@ def event_from_row(row: Row) -> Event:
         parse_utc(row["ts_utc"]),
         row["frame_index"],
         row["confidence"],
+        row["uid"],
+        row["node"],
     )

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from ..counting import CrossingEvent
 from .database import Database, EventRow, utc_text
+from .values import new_event_uid
 
 __all__ = [
     "EventWriter",
@@ -115,6 +116,7 @@ class EventWriter:
                 ts,
                 int(e.frame_index),
                 float(e.confidence),
+                new_event_uid(),
             )
             for e in events
         )

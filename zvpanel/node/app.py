@@ -1,0 +1,158 @@
+"""A node: the engine without dashboards, for the cameras assigned to it.
+
+``zvpanel node --name NAME [--pool POOL]`` runs :class:`NodeApp`: the central database
+(``ZVPANEL_DATABASE_URL``, normally PostgreSQL), a local hub, the node's SQLite
+:class:`~zvpanel.node.outbox.Outbox` in place of the event writer, the detector, the
+:class:`~zvpanel.node.leases.Leases` saying which cameras it runs, the engine, the
+forwarder and the heartbeat. It creates no users or demo cameras: the dashboards do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from ..app import App
+from ..config import Settings
+from ..storage.fleet import NodeBeat
+from ..storage.values import check_name, now_text
+from .leases import Leases
+from .outbox import FORWARD_BATCH, Forwarder, Outbox
+
+__all__ = ["NodeApp", "HEARTBEAT_SECONDS"]
+
+log = logging.getLogger(__name__)
+
+#: How often a node writes its heartbeat (cameras, rates, backlog) to the database.
+HEARTBEAT_SECONDS = 2.0
+
+
+class NodeApp(App):
+    """The steps of a node; ``start()`` lists them, ``stop()`` undoes them in reverse."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        *,
+        pool: str | None = None,
+        outbox: str | Path | None = None,
+        forward_batch: int = FORWARD_BATCH,
+    ) -> None:
+        super().__init__(settings)
+        self.name = check_name(name, "node name")
+        self.pool = None if pool is None else check_name(pool, "pool name")
+        self.outbox_path = Path(outbox or settings.data_dir / f"outbox-{name}.db")
+        self.forward_batch = forward_batch
+        self.outbox: Outbox | None = None
+        self.leases: Leases | None = None
+        self.forwarder: Forwarder | None = None
+        self.started_at = now_text()
+        self._beats = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+
+    def start(self) -> NodeApp:
+        try:
+            self.start_database()
+            self.start_hub()
+            self.start_outbox()
+            self.start_detector()
+            self.start_leases()
+            self.start_engine()
+            self.start_forwarder()
+            self.start_heartbeat()
+        except BaseException:
+            self.stop()
+            raise
+        self.started = True
+        log.info("node %s started (database %s)", self.name, self.db.location)
+        return self
+
+    def stop(self) -> None:
+        self.stop_heartbeat()
+        self.stop_engine()  # no new events
+        self.stop_leases()
+        self.stop_forwarder()
+        self.stop_outbox()
+        self.stop_database()
+        self.started = False
+
+    # ------------------------------------------------------------------ steps
+    def start_outbox(self) -> None:
+        """Events go to the local outbox first (the engine's event sink)."""
+        self.outbox = Outbox(self.outbox_path, self.name)
+        self.writer = self.outbox  # type: ignore[assignment]
+
+    def start_leases(self) -> None:
+        self.leases = Leases(self.db, self.name, self.pool, self._reload).start()
+
+    def runs_camera(self, camera_id: int) -> bool:
+        return self.leases is not None and self.leases.runs(camera_id)
+
+    def start_forwarder(self) -> None:
+        self.forwarder = Forwarder(self.outbox, self.db, self.forward_batch).start()
+
+    def start_heartbeat(self) -> None:
+        self._beats.clear()
+        self._beat_thread = threading.Thread(
+            target=self._beat_loop, name="zvpanel-heartbeat", daemon=True
+        )
+        self._beat_thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._beats.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join()
+            self._beat_thread = None
+
+    def stop_leases(self) -> None:
+        if self.leases is not None:
+            self.leases.stop()
+            self.leases = None
+
+    def stop_forwarder(self) -> None:
+        """One last forward of what the engine wrote, then stop (the rest waits locally)."""
+        if self.forwarder is not None:
+            self.forwarder.stop()
+            try:
+                while self.forwarder.forward_once() == self.forwarder.batch:
+                    pass
+            except Exception:  # the database is down: the outbox keeps them for next start
+                log.warning(
+                    "node %s: %d event(s) stay in the outbox", self.name, self.outbox.backlog()
+                )
+            self.forwarder = None
+
+    def stop_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = self.writer = None
+
+    # ------------------------------------------------------------------ internals
+    def _reload(self, camera_id: int) -> None:
+        if self.engine is not None:
+            self.engine.request_reload(camera_id)
+
+    def beat(self) -> NodeBeat:
+        statuses = self.engine.statuses()
+        cameras = tuple(self.engine.camera_ids)
+        running = [statuses[c] for c in cameras if c in statuses]
+        return NodeBeat(
+            name=self.name,
+            pool=self.pool,
+            started_at=self.started_at,
+            cameras=cameras,
+            rates={s.camera_id: s.actual_fps for s in running},
+            hardware_limited=any(s.hardware_limited for s in running),
+            backlog=self.outbox.backlog(),
+        )
+
+    def _beat_loop(self) -> None:
+        while True:
+            try:
+                self.db.heartbeat(self.beat())
+            except Exception:  # top of the thread loop: the database may be down
+                log.warning("node %s: heartbeat failed", self.name, exc_info=True)
+            if self._beats.wait(HEARTBEAT_SECONDS):
+                return

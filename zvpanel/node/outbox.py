@@ -1,0 +1,193 @@
+"""A node's outbox: every event is written to a local SQLite file before it is forwarded.
+
+The camera worker's :meth:`Outbox.submit` commits the frame's events locally (WAL,
+``synchronous=NORMAL``: durable through a crash of the process) before the worker takes
+the next frame, so the central database being down, or the link, costs nothing but
+backlog. :class:`Forwarder` sends the oldest unforwarded rows in batches with
+``ON CONFLICT (uid) DO NOTHING`` and only then marks them forwarded: a ``kill -9``
+between the two sends the batch again and the central database keeps each event once.
+Forwarded rows stay :data:`KEEP_FORWARDED_SECONDS` as the node's own record of what it
+counted, then are pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ..storage import Database, EventRow, utc_text
+from ..storage.values import new_event_uid, now_text
+
+__all__ = ["Outbox", "Forwarder", "FORWARD_BATCH", "FORWARD_INTERVAL_SECONDS"]
+
+log = logging.getLogger(__name__)
+
+#: Events sent to the central database in one transaction at most.
+FORWARD_BATCH = 500
+#: How often an idle forwarder looks for new events, and waits after a failed forward.
+FORWARD_INTERVAL_SECONDS = 1.0
+#: Forward failures are logged at most this often (an outage fails every second).
+FAILURE_LOG_INTERVAL_SECONDS = 30.0
+#: How long forwarded events stay in the outbox.
+KEEP_FORWARDED_SECONDS = 24 * 3600.0
+#: How often forwarded events past KEEP_FORWARDED_SECONDS are deleted.
+PRUNE_INTERVAL_SECONDS = 600.0
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS outbox (
+        seq          INTEGER PRIMARY KEY,
+        uid          TEXT NOT NULL UNIQUE,
+        store_id     INTEGER NOT NULL,
+        camera_id    INTEGER NOT NULL,
+        line_id      TEXT NOT NULL,
+        track_id     INTEGER NOT NULL,
+        direction    TEXT NOT NULL,
+        ts_utc       TEXT NOT NULL,
+        frame_index  INTEGER NOT NULL,
+        confidence   REAL NOT NULL,
+        forwarded_at TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE forwarded_at IS NULL",
+)
+_COLUMNS = "store_id, camera_id, line_id, track_id, direction, ts_utc, frame_index, confidence"
+
+
+class Outbox:
+    """The local event store of node ``node`` (an :class:`~zvpanel.engine.worker.EventSink`)."""
+
+    def __init__(self, path: str | Path, node: str) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.node = node
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        for statement in _SCHEMA:
+            self._conn.execute(statement)
+
+    def submit(self, store_id: int, camera_id: int, events: Any, captured_at: Any) -> bool:
+        """Commit one frame's events locally, each with a new UUIDv7."""
+        if not events:
+            return True
+        ts = utc_text(captured_at)
+        rows = [
+            (new_event_uid(), store_id, camera_id, e.line_id, int(e.track_id), e.direction,
+             ts, int(e.frame_index), float(e.confidence))
+            for e in events
+        ]  # fmt: skip
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                f"INSERT INTO outbox (uid, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            self._conn.execute("COMMIT")
+        return True
+
+    def pending(self, limit: int) -> list[tuple[int, EventRow]]:
+        """The oldest unforwarded events: (seq, row for the central database)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT seq, {_COLUMNS}, uid FROM outbox WHERE forwarded_at IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return [(r[0], EventRow(*r[1:], node=self.node)) for r in rows]
+
+    def mark_forwarded(self, seqs: Sequence[int]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "UPDATE outbox SET forwarded_at = ? WHERE seq = ?",
+                [(now_text(), seq) for seq in seqs],
+            )
+            self._conn.execute("COMMIT")
+
+    def backlog(self) -> int:
+        """Events not forwarded yet."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT count(*) FROM outbox WHERE forwarded_at IS NULL"
+            ).fetchone()[0]
+
+    def prune(self, keep_seconds: float = KEEP_FORWARDED_SECONDS) -> int:
+        cutoff = utc_text(datetime.now(timezone.utc) - timedelta(seconds=keep_seconds))
+        with self._lock:
+            return self._conn.execute(
+                "DELETE FROM outbox WHERE forwarded_at IS NOT NULL AND forwarded_at < ?",
+                (cutoff,),
+            ).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class Forwarder:
+    """The thread moving an :class:`Outbox` into the central :class:`Database`."""
+
+    def __init__(self, outbox: Outbox, db: Database, batch: int = FORWARD_BATCH) -> None:
+        if batch < 1:
+            raise ValueError(f"forward batch {batch!r} must be at least 1")
+        self.outbox = outbox
+        self.db = db
+        self.batch = batch
+        self.forwarded = 0
+        self._stop = threading.Event()
+        self._last_failure_log = 0.0
+        self._last_prune = 0.0
+        self._thread = threading.Thread(target=self._loop, name="zvpanel-forwarder", daemon=True)
+
+    def start(self) -> Forwarder:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def forward_once(self) -> int:
+        """Send one batch; the number of events sent (0: nothing was waiting)."""
+        pending = self.outbox.pending(self.batch)
+        if not pending:
+            return 0
+        self.db.insert_events(row for _, row in pending)
+        # A crash here sends the batch again; the central uid index keeps it once.
+        self.outbox.mark_forwarded([seq for seq, _ in pending])
+        self.forwarded += len(pending)
+        return len(pending)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._prune_now_and_then()
+                if self.forward_once() == self.batch:
+                    continue  # more is waiting: no pause
+            except Exception as error:  # top of the thread loop: an outage must not end it
+                self._log_failure(error)
+            self._stop.wait(FORWARD_INTERVAL_SECONDS)
+
+    def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._last_prune >= PRUNE_INTERVAL_SECONDS:
+            self._last_prune = time.monotonic()
+            self.outbox.prune()
+
+    def _log_failure(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_failure_log >= FAILURE_LOG_INTERVAL_SECONDS:
+            self._last_failure_log = now
+            log.warning(
+                "forwarding to %s failed (%s); %d event(s) wait in the outbox",
+                self.db.location,
+                str(error).strip() or type(error).__name__,
+                self.outbox.backlog(),
+            )
