@@ -93,6 +93,16 @@ def postgres():
         yield server
 
 
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory):
+    """Debian's Mosquitto on a free 127.0.0.1 port, once per session (tests/mosquitto.py);
+    a test that stops it starts it again before it ends."""
+    from mosquitto import mosquitto_server
+
+    with mosquitto_server(tmp_path_factory.mktemp("mosquitto")) as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_target(request, tmp_path: Path) -> str | Path:
     """Where a test's database lives, once per backend: a new SQLite file, or a new

@@ -149,6 +149,20 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra Origins (host[:port]) allowed on the WebSocket feed, comma separated.",
     )
+    mqtt_url: str | None = Field(
+        None,
+        description=(
+            "MQTT broker (mqtt://host:port) of the fleet's bus: this process publishes its "
+            "cameras there and serves the cameras other processes publish. Unset: no bus."
+        ),
+    )
+    engine: bool = Field(
+        True,
+        description=(
+            "Run the counting engine in this process. Off: a dashboard that only shows what "
+            "the engines of other processes publish on the bus (needs ZVPANEL_MQTT_URL)."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -182,6 +196,15 @@ class Settings(BaseSettings):
     def _not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("give at least one class name, e.g. 'person'")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .bus.client import parse_mqtt_url  # paho is imported only when a bus is set
+
+            parse_mqtt_url(value)
         return value
 
     @field_validator("imgsz")

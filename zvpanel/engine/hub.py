@@ -23,12 +23,14 @@ from dataclasses import dataclass
 
 from .result import CameraStatus, FrameResult
 
-__all__ = ["ResultHub", "Subscription", "Listener", "StatusListener"]
+__all__ = ["ResultHub", "Subscription", "Listener", "StatusListener", "DemandListener"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[FrameResult], None]
 StatusListener = Callable[[CameraStatus], None]
+#: Told (camera id, True) when someone starts wanting a camera's frames, False when nobody does.
+DemandListener = Callable[[int, bool], None]
 
 
 @dataclass(eq=False)
@@ -59,6 +61,7 @@ class ResultHub:
         self._status: dict[int, CameraStatus] = {}
         self._subs: list[Subscription] = []
         self._frame_demand: dict[int, int] = defaultdict(int)
+        self._demand_listeners: list[DemandListener] = []
 
     # ----------------------------------------------------------------- engine side
     def publish(self, result: FrameResult) -> None:
@@ -132,7 +135,15 @@ class ResultHub:
             if wants_frames:
                 for camera_id in ids or ():
                     self._frame_demand[camera_id] += 1
+            started = [c for c in ids or () if wants_frames and self._frame_demand[c] == 1]
+        self._tell_demand(started, True)
         return sub
+
+    def on_demand(self, listener: DemandListener) -> None:
+        """Call ``listener`` when a camera's frames become wanted or unwanted (e.g. to ask
+        a remote engine for them); it must return at once."""
+        with self._lock:
+            self._demand_listeners.append(listener)
 
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
@@ -142,6 +153,16 @@ class ResultHub:
             if sub.wants_frames:
                 for camera_id in sub.camera_ids or ():
                     self._frame_demand[camera_id] -= 1
+            ended = [c for c in sub.camera_ids or () if sub.wants_frames and not self._frame_demand[c]]
+        self._tell_demand(ended, False)
+
+    def _tell_demand(self, camera_ids: list[int], wanted: bool) -> None:
+        for camera_id in camera_ids:
+            for listener in self._demand_listeners:
+                try:
+                    listener(camera_id, wanted)
+                except Exception:  # a broken listener must not break a viewer
+                    log.exception("demand listener failed for camera %s", camera_id)
 
 
 def _changed(previous: CameraStatus, status: CameraStatus) -> bool:

@@ -1,0 +1,194 @@
+"""The MQTT bus on real parts: Debian's Mosquitto and PostgreSQL on 127.0.0.1, a publisher
+App running the real model on data/vtest.avi, and a dashboard App without an engine whose
+hub is fed from the bus (zvpanel/bus)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+
+from zvpanel.app import App
+from zvpanel.bus import BUS_UNAVAILABLE, camera_topic, parse_mqtt_url, parse_topic, validate_payload
+from zvpanel.config import load_settings
+from zvpanel.engine.result import CameraStatus, FrameResult
+from zvpanel.storage import Database, bootstrap
+
+pytestmark = [pytest.mark.model]
+
+#: The demo camera's detection rate here: low, the machine is shared.
+DETECTION_FPS = 3.0
+#: How long the real model may take to produce what a test waits for (seconds, 2 busy cores).
+WAIT_S = 120
+#: Detections messages seen after a watch ended before the frames are checked to have stopped.
+AFTER_UNWATCH = 8
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.1)
+
+
+class Recorder:
+    """A plain MQTT subscriber, as Home Assistant or Node-RED would be: every camera topic."""
+
+    def __init__(self, url: str) -> None:
+        self.lock = threading.Lock()
+        self.messages: dict[str, list[bytes]] = defaultdict(list)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe("zvpanel/v1/cameras/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect(*parse_mqtt_url(url))
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        parsed = parse_topic(message.topic)
+        assert parsed is not None, message.topic
+        with self.lock:
+            self.messages[parsed[1]].append(message.payload)
+
+    def count(self, kind: str) -> int:
+        with self.lock:
+            return len(self.messages[kind])
+
+    def json(self, kind: str) -> list[dict]:
+        with self.lock:
+            return [orjson.loads(p) for p in self.messages[kind]]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class HubWatcher:
+    """Results and statuses of one camera as the dashboard's hub hands them out."""
+
+    def __init__(self, app: App, camera_id: int, wants_frames: bool = False) -> None:
+        self.results: list[FrameResult] = []
+        self.statuses: list[CameraStatus] = []
+        self.sub = app.hub.subscribe(
+            self.results.append, [camera_id], wants_frames=wants_frames,
+            on_status=self.statuses.append,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, model_path, video_path, postgres, mosquitto):
+    """One PostgreSQL database and one broker; a publisher App (engine) and a dashboard
+    App (no engine) on them."""
+    url = postgres.new_database()
+    env = dict(
+        database_url=url, mqtt_url=mosquitto.url, model=model_path, sample_video=video_path,
+        dev_mode=True, db_path=tmp_path_factory.mktemp("bus") / "unused.db",
+    )  # fmt: skip
+    with Database(url) as db:
+        bootstrap(db, load_settings(**env))
+        camera = db.list_cameras()[0]
+        slow = db.get_calibration(camera.id).model_copy(update={"detection_fps": DETECTION_FPS})
+        db.set_calibration(camera.id, slow)
+    recorder = Recorder(mosquitto.url)
+    with App(load_settings(**env)) as engine, App(load_settings(**env, engine=False)) as dashboard:
+        yield dict(
+            engine=engine, dashboard=dashboard, camera_id=camera.id, recorder=recorder,
+            url=url, env=env, mosquitto=mosquitto,
+        )  # fmt: skip
+    recorder.close()
+
+
+def test_topics_and_payload_errors_name_the_bad_member():
+    assert camera_topic(7, "detections") == "zvpanel/v1/cameras/7/detections"
+    assert parse_topic("zvpanel/v1/cameras/7/events") == (7, "events")
+    assert parse_topic("zvpanel/v1/cameras/x/events") is None
+    assert parse_topic("zvpanel/v1/cameras/7/other") is None
+    with pytest.raises(ValueError, match="expires_in"):
+        validate_payload("watch", {"viewer": "v", "expires_in": -1})
+    with pytest.raises(ValueError, match="scheme 'http'"):
+        parse_mqtt_url("http://127.0.0.1:1883")
+
+
+def test_the_engine_publishes_schema_valid_status_counts_detections_and_events(fleet):
+    recorder = fleet["recorder"]
+    for kind in ("status", "counts", "detections", "events"):
+        wait_until(lambda kind=kind: recorder.count(kind), f"a {kind} message")
+    for kind in ("status", "counts", "detections", "events"):
+        for payload in recorder.json(kind):
+            validate_payload(kind, payload)
+            assert payload["camera_id"] == fleet["camera_id"]
+            assert payload["origin"] == fleet["engine"].bus.origin
+    assert any(p["detections"] for p in recorder.json("detections"))
+    event = recorder.json("events")[0]
+    assert event["direction"] in ("entry", "exit") and event["counts"]
+
+
+def test_the_dashboard_hub_serves_the_engines_camera(fleet):
+    camera_id = fleet["camera_id"]
+    watcher = HubWatcher(fleet["dashboard"], camera_id)
+    try:
+        wait_until(lambda: any(len(r.detections) for r in watcher.results), "a result with boxes")
+        wait_until(lambda: any(r.events for r in watcher.results), "a result with an event")
+    finally:
+        watcher.close()
+    result = next(r for r in watcher.results if r.events)
+    assert result.camera_id == camera_id and result.status.state == "online"
+    assert result.frame.width == 768 and result.frame.height == 576
+    assert result.calibration.lines and result.counts
+    assert fleet["dashboard"].hub.status(camera_id).state == "online"
+    assert fleet["dashboard"].engine is None  # every result came over the bus
+
+
+def test_frames_flow_only_while_a_dashboard_watches(fleet):
+    recorder, camera_id = fleet["recorder"], fleet["camera_id"]
+    publisher = fleet["engine"].bus.publisher
+    start = recorder.count("detections")
+    wait_until(lambda: recorder.count("detections") >= start + 3, "detections while unwatched")
+    assert recorder.count("frame") == 0
+    watcher = HubWatcher(fleet["dashboard"], camera_id, wants_frames=True)
+    try:
+        wait_until(lambda: recorder.count("frame") >= 3, "frames while watched")
+        wait_until(
+            lambda: any(r.frame.image.strides[0] for r in watcher.results), "a real image"
+        )  # a placeholder image has stride 0: this one is the camera's frame
+    finally:
+        watcher.close()
+    wait_until(lambda: not publisher.watched(camera_id), "the watch to end at the publisher")
+    seen = recorder.count("detections")
+    wait_until(lambda: recorder.count("detections") >= seen + 2, "detections after unwatching")
+    frames = recorder.count("frame")
+    wait_until(lambda: recorder.count("detections") >= seen + 2 + AFTER_UNWATCH, "detections")
+    assert recorder.count("frame") == frames
+
+
+def test_broker_outage_engine_keeps_counting_and_the_dashboard_recovers(fleet):
+    camera_id, mosquitto = fleet["camera_id"], fleet["mosquitto"]
+    watcher = HubWatcher(fleet["dashboard"], camera_id)
+    with Database(fleet["url"]) as db:
+
+        def stored() -> int:
+            return sum(db.count_events(camera_id=camera_id).values())
+
+        mosquitto.stop()
+        try:
+            wait_until(
+                lambda: any(s.reason == BUS_UNAVAILABLE for s in watcher.statuses),
+                "the dashboard to say 'bus unavailable'",
+            )
+            status = fleet["dashboard"].hub.status(camera_id)
+            assert (status.state, status.reason) == ("reconnecting", BUS_UNAVAILABLE)
+            before = stored()
+            wait_until(lambda: stored() > before, "events stored while the broker is down")
+        finally:
+            mosquitto.start()
+    results = len(watcher.results)
+    wait_until(lambda: len(watcher.results) > results + 2, "results after the broker returned")
+    wait_until(lambda: fleet["dashboard"].hub.status(camera_id).state == "online", "online")
+    watcher.close()

@@ -1,0 +1,175 @@
+"""One MQTT connection per process: its cameras' publisher and/or the feed of the others'.
+
+:class:`Bus` owns the paho client (its network thread does all socket I/O and reconnects
+by itself), routes incoming messages to the publisher (watch requests) and the feed
+(status, detections, frames), and keeps this process's frame watches alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from ..engine.hub import ResultHub
+from .client import KEEPALIVE_S, make_client, new_origin, parse_mqtt_url
+from .feed import BusFeed, CalibrationSource
+from .publisher import BusPublisher
+from .topics import camera_topic, parse_topic, subscription
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["Bus", "WATCH_EXPIRY_S", "WATCH_RENEW_S"]
+
+log = logging.getLogger(__name__)
+
+#: A frame watch lasts this long unless renewed (a dashboard that dies stops the frames).
+WATCH_EXPIRY_S = 15.0
+#: Watches are renewed this often (well inside their expiry).
+WATCH_RENEW_S = 5.0
+#: What the feed subscribes to.
+FEED_KINDS = ("status", "detections", "frame")
+
+
+class Bus:
+    """Connects to ``url`` in the background; ``publish`` and/or ``feed`` say its roles."""
+
+    def __init__(
+        self,
+        url: str,
+        hub: ResultHub,
+        *,
+        publish: bool,
+        calibration_for: CalibrationSource | None = None,
+        expected_cameras: Callable[[], Iterable[int]] = tuple,
+        origin: str | None = None,
+    ) -> None:
+        self.address = parse_mqtt_url(url)
+        self.hub = hub
+        self.origin = origin or new_origin()
+        self.client = make_client(self.origin)
+        self.publisher = BusPublisher(hub, self.client, self.origin) if publish else None
+        self.feed = (
+            BusFeed(hub, self.origin, calibration_for, expected_cameras)
+            if calibration_for is not None
+            else None
+        )
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+
+    @classmethod
+    def for_app(cls, app: App) -> Bus:
+        """An app's bus, started: it publishes the app's engine (if it runs one) and feeds
+        its hub with every other process's cameras."""
+
+        def expected_cameras() -> list[int]:
+            # Without an engine every camera is served from the bus, so each one says
+            # "bus unavailable" in an outage; with one, only those seen on the bus do.
+            return [] if app.engine is not None else [c.id for c in app.db.list_cameras()]
+
+        return cls(
+            app.settings.mqtt_url,
+            app.hub,
+            publish=app.engine is not None,
+            calibration_for=app.db.get_calibration,
+            expected_cameras=expected_cameras,
+        ).start()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Bus:
+        host, port = self.address
+        self.client.connect_async(host, port, KEEPALIVE_S)
+        self.client.loop_start()
+        if self.publisher is not None:
+            self.publisher.start()
+        if self.feed is not None:
+            self.hub.on_demand(self._on_demand)
+            self._renewer = threading.Thread(
+                target=self._renew_watches, name="zvpanel-bus-watches", daemon=True
+            )
+            self._renewer.start()
+        log.info("bus: %s connecting to mqtt://%s:%s", self.origin, host, port)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.publisher is not None:
+            self.publisher.stop()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # ------------------------------------------------------------------ paho thread
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("bus: the broker refused the connection: %s", reason_code)
+            return
+        topics = []
+        if self.publisher is not None:
+            topics.append((subscription("watch"), 1))
+        if self.feed is not None:
+            topics += [(subscription(kind), 0) for kind in FEED_KINDS]
+        if topics:
+            client.subscribe(topics)
+        self.connected.set()
+        if self.feed is not None:
+            self.feed.bus_back()
+            self._send_watches()  # the broker forgot nothing, but the publisher may have
+        log.info("bus: connected to mqtt://%s:%s", *self.address)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._lost(f"disconnected ({reason_code})")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._lost("cannot connect")
+
+    def _lost(self, why: str) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if self._stop.is_set():
+            return
+        if was_connected:
+            log.warning("bus: mqtt://%s:%s %s; retrying", *self.address, why)
+        if self.feed is not None:
+            self.feed.bus_lost()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        parsed = parse_topic(message.topic)
+        if parsed is None:
+            return
+        camera_id, kind = parsed
+        if kind == "watch":
+            if self.publisher is not None:
+                self.publisher.on_watch(camera_id, message.payload)
+        elif self.feed is not None:
+            self.feed.on_message(camera_id, kind, message.payload)
+
+    # ------------------------------------------------------------------ frame watches
+    def _on_demand(self, camera_id: int, wanted: bool) -> None:
+        self._send_watch(camera_id, WATCH_EXPIRY_S if wanted else 0.0)
+
+    def _send_watch(self, camera_id: int, expires_in: float) -> None:
+        payload = orjson.dumps({"viewer": self.origin, "expires_in": expires_in})
+        self.client.publish(camera_topic(camera_id, "watch"), payload, qos=1)
+
+    def _send_watches(self) -> None:
+        for camera_id in self.hub.statuses():
+            if self.hub.frames_wanted(camera_id):
+                self._send_watch(camera_id, WATCH_EXPIRY_S)
+
+    def _renew_watches(self) -> None:
+        while not self._stop.wait(WATCH_RENEW_S):
+            if self.connected.is_set():
+                self._send_watches()

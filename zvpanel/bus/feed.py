@@ -1,0 +1,142 @@
+"""Dashboard side of the bus: the cameras other processes run, fed into this process's hub.
+
+Messages arrive on paho's network thread and go into the hub as the engine's own results
+would (``hub.publish`` / ``hub.set_status``), so the pages and the WebSocket feed serve
+them with their usual rules: newest wins, nobody waits on a slow viewer. While the broker
+is unreachable every camera the feed serves says so (state ``reconnecting``, reason
+:data:`BUS_UNAVAILABLE`); the retained statuses that come on reconnecting replace it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import cv2
+import numpy as np
+import orjson
+
+from ..calibration import Calibration
+from ..engine.hub import ResultHub
+from ..engine.result import CameraStatus
+from .messages import result_from_payload, status_from_payload
+
+__all__ = ["BusFeed", "BUS_UNAVAILABLE", "WAITING_FOR_NODE"]
+
+log = logging.getLogger(__name__)
+
+#: The reason a camera shows while this process cannot reach the broker.
+BUS_UNAVAILABLE = "bus unavailable"
+#: The reason a camera shows between a reconnect and its first message.
+WAITING_FOR_NODE = "bus reconnected; waiting for the camera's engine"
+#: How long a camera's calibration (read from the shared database) is reused, seconds.
+CALIBRATION_TTL_S = 5.0
+
+CalibrationSource = Callable[[int], Calibration | None]
+
+
+class BusFeed:
+    """Feeds ``hub`` with what other processes publish (never what ``origin`` published)."""
+
+    def __init__(
+        self,
+        hub: ResultHub,
+        origin: str,
+        calibration_for: CalibrationSource,
+        expected_cameras: Callable[[], Iterable[int]] = tuple,
+    ) -> None:
+        self.hub = hub
+        self.origin = origin
+        self.calibration_for = calibration_for
+        self.expected_cameras = expected_cameras
+        self.bad_messages = 0
+        self._lock = threading.Lock()
+        self._statuses: dict[int, CameraStatus] = {}
+        self._images: dict[int, np.ndarray] = {}
+        self._calibrations: dict[int, tuple[float, Calibration | None]] = {}
+        self._unavailable: set[int] = set()
+
+    # ------------------------------------------------------------------ connection
+    def bus_lost(self) -> None:
+        """The broker is gone: every camera served from the bus says so."""
+        with self._lock:
+            cameras = set(self._statuses) | set(_safe_ids(self.expected_cameras))
+            self._unavailable |= cameras
+        for camera_id in sorted(cameras):
+            self._set_status(CameraStatus(camera_id, "reconnecting", BUS_UNAVAILABLE))
+
+    def bus_back(self) -> None:
+        """Connected again: the retained statuses that follow tell each camera's truth."""
+        with self._lock:
+            cameras, self._unavailable = self._unavailable, set()
+        for camera_id in sorted(cameras):
+            self._set_status(CameraStatus(camera_id, "starting", WAITING_FOR_NODE))
+
+    # ------------------------------------------------------------------ paho thread
+    def on_message(self, camera_id: int, kind: str, payload: bytes) -> None:
+        try:
+            if kind == "frame":
+                self._on_frame(camera_id, payload)
+                return
+            message = orjson.loads(payload)
+            if message.get("origin") == self.origin or message.get("camera_id") != camera_id:
+                return  # our own cameras reach the hub directly
+            if kind == "status":
+                self._set_status(status_from_payload(message))
+            elif kind == "detections":
+                self._on_detections(camera_id, message)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            self.bad_messages += 1
+            log.warning(
+                "camera %s: ignored a bad %s message from the bus: %r", camera_id, kind, error
+            )
+
+    def _set_status(self, status: CameraStatus) -> None:
+        with self._lock:
+            self._statuses[status.camera_id] = status
+        self.hub.set_status(status)
+
+    def _on_frame(self, camera_id: int, payload: bytes) -> None:
+        if not self.hub.frames_wanted(camera_id):
+            self._images.pop(camera_id, None)
+            return
+        image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError("frame: not a JPEG image")
+        self._images[camera_id] = image
+
+    def _on_detections(self, camera_id: int, message: dict[str, Any]) -> None:
+        calibration = self._calibration(camera_id)
+        if calibration is None:
+            return  # not calibrated here (yet): nothing to draw the counts against
+        with self._lock:
+            status = self._statuses.get(camera_id)
+        image = self._images.get(camera_id) if self.hub.frames_wanted(camera_id) else None
+        result = result_from_payload(message, calibration, status, image)
+        with self._lock:
+            self._statuses[camera_id] = result.status
+        self.hub.publish(result)
+
+    def _calibration(self, camera_id: int) -> Calibration | None:
+        now = time.monotonic()
+        cached = self._calibrations.get(camera_id)
+        if cached is not None and now - cached[0] < CALIBRATION_TTL_S:
+            return cached[1]
+        try:
+            calibration = self.calibration_for(camera_id)
+        except Exception:  # the database may be down: keep the one we had
+            log.warning("camera %s: could not read its calibration", camera_id, exc_info=True)
+            return cached[1] if cached else None
+        self._calibrations[camera_id] = (now, calibration)
+        return calibration
+
+
+def _safe_ids(source: Callable[[], Iterable[int]]) -> list[int]:
+    try:
+        return list(source())
+    except Exception:  # the database may be down too
+        log.warning("could not list the cameras to mark them unavailable", exc_info=True)
+        return []
