@@ -35,6 +35,7 @@ def test_serve_runs_the_readme_command(repo_root):
     assert command[:4] == [sys.executable, "-m", "panel", "serve"]
     assert command[4:] == [*apps, *readme_flags, "--port", "5006"]
     assert sorted(str(repo_root / a) for a in START_ARGS[2:6]) == apps
+    assert "`.venv/bin/zvpanel serve`" in (repo_root / "README.md").read_text()
 
 
 def test_serve_passes_num_procs_and_the_args_after_double_dash():
