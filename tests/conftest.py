@@ -59,6 +59,19 @@ def settings(tmp_path: Path, model_path: str, video_path: Path, monkeypatch) -> 
     return load_settings()
 
 
+@pytest.fixture
+def app(settings: Settings):
+    """A real App without the engine: database (bootstrapped with the demo camera) and hub."""
+    from zvpanel.app import App  # here, not above: importing it loads the model stack
+
+    app = App(settings)
+    app.start_database()
+    app.start_bootstrap()
+    app.start_hub()
+    yield app
+    app.stop()
+
+
 #: Debian's Chromium (apt-get install chromium): Playwright cannot download its own here.
 CHROMIUM = "/usr/bin/chromium"
 #: Headless as root, and without the background connections a closed network refuses.

@@ -42,17 +42,6 @@ from zvpanel.web.auth_module import _safe_next, cookie_claims
 from zvpanel.web.feed import load_schema
 
 
-@pytest.fixture
-def app(settings):
-    """A real App without the engine: database (bootstrapped) and hub."""
-    app = App(settings)
-    app.start_database()
-    app.start_bootstrap()
-    app.start_hub()
-    yield app
-    app.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_app(request, settings, monkeypatch):
     """Like ``app``, once per storage backend (PostgreSQL: the session's server)."""

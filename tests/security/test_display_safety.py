@@ -30,7 +30,6 @@ from bokeh.document import Document
 from playwright.sync_api import Error as PlaywrightError
 from serving import REPO_ROOT, Server, login, panel_server
 
-from zvpanel.app import App
 from zvpanel.display import csv_cell, csv_frame, html_text, markdown_text
 from zvpanel.errors import SourceError
 from zvpanel.sources import describe_source, mask_source, probe_source
@@ -131,17 +130,6 @@ def test_markdown_and_html_text_render_the_literal_text(name):
 
 
 # ---------------------------------------------------------------------- components
-@pytest.fixture
-def app(settings):
-    """A real App (database, bootstrap with the demo camera, hub) without the engine."""
-    app = App(settings)
-    app.start_database()
-    app.start_bootstrap()
-    app.start_hub()
-    yield app
-    app.stop()
-
-
 def test_admin_edits_a_camera_without_reading_its_password(app):
     admin = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
     store = app.db.list_stores()[0]
