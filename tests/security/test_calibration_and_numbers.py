@@ -171,41 +171,34 @@ def test_switching_cameras_saves_each_camera_its_own_line(server: Server, launch
     assert "_pending_writes" not in log and "RuntimeError" not in log, log[-3000:]
 
 
-def test_save_while_a_picked_camera_loads_waits_for_its_lines(settings, video_path):
+def test_save_while_a_picked_camera_loads_waits_for_its_lines(app, video_path):
     """The state a worker thread leaves between the Select changing and the picked
     camera's lines being shown: Save writes nothing then, and the picked camera's own
     calibration once it is shown."""
-    app = App(settings)
-    app.start_database()
-    app.start_bootstrap()
-    app.start_hub()
-    try:
-        demo = app.db.list_cameras()[0]
-        second = app.db.create_camera(demo.store_id, SECOND_CAMERA, str(video_path))
-        app.db.set_calibration(second.id, SECOND_CALIBRATION)
-        before = {c: app.db.calibration_updated_at(c) for c in (demo.id, second.id)}
-        claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
-        editor = CalibrationEditor(app, claims, demo.id)
-        editor.__panel__().get_root(Document())
-        with param.discard_events(editor.camera_select):  # picked; not loaded yet
-            editor.camera_select.value = second.id
-        assert editor.loading and editor.camera_id == demo.id
-        shown = [dict(line) for line in editor.lines]
-        # A drag of the demo camera's line that arrives now is dropped with its picture.
-        editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
-        assert editor.lines == shown
-        assert editor.save() is False
-        assert "Saving once" in editor.status.object
-        assert {c: app.db.calibration_updated_at(c) for c in before} == before
-        editor.load_camera()  # the worker's part: the lines shown, then the save
-        assert editor.camera_id == second.id
-        assert editor.lines_source.data["xs"] == [[80.0, 680.0]]  # its own line drawn
-        assert app.db.calibration_updated_at(second.id) != before[second.id]
-        assert app.db.get_calibration(second.id) == SECOND_CALIBRATION
-        assert app.db.calibration_updated_at(demo.id) == before[demo.id]
-        assert "Saved and applied" in editor.status.object
-    finally:
-        app.stop_database()
+    demo = app.db.list_cameras()[0]
+    second = app.db.create_camera(demo.store_id, SECOND_CAMERA, str(video_path))
+    app.db.set_calibration(second.id, SECOND_CALIBRATION)
+    before = {c: app.db.calibration_updated_at(c) for c in (demo.id, second.id)}
+    claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+    editor = CalibrationEditor(app, claims, demo.id)
+    editor.__panel__().get_root(Document())
+    with param.discard_events(editor.camera_select):  # picked; not loaded yet
+        editor.camera_select.value = second.id
+    assert editor.loading and editor.camera_id == demo.id
+    shown = [dict(line) for line in editor.lines]
+    # A drag of the demo camera's line that arrives now is dropped with its picture.
+    editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
+    assert editor.lines == shown
+    assert editor.save() is False
+    assert "Saving once" in editor.status.object
+    assert {c: app.db.calibration_updated_at(c) for c in before} == before
+    editor.load_camera()  # the worker's part: the lines shown, then the save
+    assert editor.camera_id == second.id
+    assert editor.lines_source.data["xs"] == [[80.0, 680.0]]  # its own line drawn
+    assert app.db.calibration_updated_at(second.id) != before[second.id]
+    assert app.db.get_calibration(second.id) == SECOND_CALIBRATION
+    assert app.db.calibration_updated_at(demo.id) == before[demo.id]
+    assert "Saved and applied" in editor.status.object
 
 
 # ---------------------------------------------------------------------- item 8
@@ -468,22 +461,15 @@ def test_feed_camera_ids_are_ascii_digits_only(feed, spelling):
     ],
     ids=["x1-nan", "y2-inf", "roi-nan", "fps-inf", "drawn-nan", "x1-empty", "roi-empty"],
 )
-def test_calibration_page_refuses_numbers_that_are_not_finite(settings, change, named, says):
-    app = App(settings)
-    app.start_database()
-    app.start_bootstrap()
-    app.start_hub()
-    try:
-        camera = app.db.list_cameras()[0]
-        before = app.db.get_calibration(camera.id)
-        claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
-        editor = CalibrationEditor(app, claims, camera.id)
-        editor.__panel__().get_root(Document())
-        editor.roi_enabled.value = True
-        change(editor)
-        assert editor.status.alert_type == "danger"
-        assert named in editor.status.object and says in editor.status.object
-        assert editor.save() is False
-        assert app.db.get_calibration(camera.id) == before
-    finally:
-        app.stop_database()
+def test_calibration_page_refuses_numbers_that_are_not_finite(app, change, named, says):
+    camera = app.db.list_cameras()[0]
+    before = app.db.get_calibration(camera.id)
+    claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+    editor = CalibrationEditor(app, claims, camera.id)
+    editor.__panel__().get_root(Document())
+    editor.roi_enabled.value = True
+    change(editor)
+    assert editor.status.alert_type == "danger"
+    assert named in editor.status.object and says in editor.status.object
+    assert editor.save() is False
+    assert app.db.get_calibration(camera.id) == before
