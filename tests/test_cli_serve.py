@@ -19,7 +19,7 @@ from zvpanel.cli import build_parser
 from zvpanel.cli.serve import panel_command
 from zvpanel.errors import ConfigError
 
-#: How long the server may take to stop after SIGTERM (it stops the engine and database).
+#: How long the server may take to stop after SIGTERM/SIGINT (it stops the engine and database).
 STOP_TIMEOUT_S = 60
 #: The README's relative paths, as an installed zvpanel resolves them (from the package).
 RELATIVE_PATHS = ("zvpanel/serve_setup.py", "zvpanel/web/auth_module.py")
@@ -84,7 +84,10 @@ def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_sigterm(tmp_path, model_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_a_signal(
+    tmp_path, model_path, stop_signal
+):
     """A real ``zvpanel serve`` started outside the checkout: pages, token, clean stop."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
@@ -110,7 +113,7 @@ def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_sigterm(tmp_path, mo
         assert status == 200 and 'id="password"' in page
         status, body = _get(f"{url}/api/token", {"username": "admin", "password": "admin"})
         assert status == 200 and json.loads(body)["token_type"] == "bearer"
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()[-3000:]
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
