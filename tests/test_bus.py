@@ -14,8 +14,16 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from zvpanel.app import App
-from zvpanel.bus import BUS_UNAVAILABLE, camera_topic, parse_mqtt_url, parse_topic, validate_payload
+from zvpanel.bus import (
+    BUS_UNAVAILABLE,
+    Bus,
+    camera_topic,
+    parse_mqtt_url,
+    parse_topic,
+    validate_payload,
+)
 from zvpanel.config import load_settings
+from zvpanel.engine import ResultHub
 from zvpanel.engine.result import CameraStatus, FrameResult
 from zvpanel.storage import Database, bootstrap
 
@@ -192,3 +200,22 @@ def test_broker_outage_engine_keeps_counting_and_the_dashboard_recovers(fleet):
     wait_until(lambda: len(watcher.results) > results + 2, "results after the broker returned")
     wait_until(lambda: fleet["dashboard"].hub.status(camera_id).state == "online", "online")
     watcher.close()
+
+
+def test_a_process_never_sends_back_what_it_serves_from_the_bus(fleet):
+    """A process that publishes its own cameras and feeds its hub with the others' must
+    not publish the others' cameras again (a loop)."""
+    recorder, camera_id = fleet["recorder"], fleet["camera_id"]
+    hub = ResultHub()
+    with Database(fleet["url"]) as db:
+        bus = Bus(
+            fleet["mosquitto"].url, hub, publish=True, calibration_for=db.get_calibration
+        ).start()
+        try:
+            wait_until(lambda: hub.latest(camera_id) is not None, "the camera in the hub")
+            seen = recorder.count("detections")
+            wait_until(lambda: recorder.count("detections") >= seen + 5, "more detections")
+        finally:
+            bus.stop()
+    for kind in ("status", "counts", "detections", "events"):
+        assert all(p["origin"] != bus.origin for p in recorder.json(kind)), kind

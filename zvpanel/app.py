@@ -125,12 +125,13 @@ class App:
         """The dashboards' own engine runs every camera not assigned to a node or pool."""
         return self.db.camera_assignment(camera_id) is None
 
-    def start_bus(self) -> None:
-        """With ZVPANEL_MQTT_URL: publish this engine's cameras, serve the other ones."""
+    def start_bus(self, feed: bool = True) -> None:
+        """With ZVPANEL_MQTT_URL: publish this engine's cameras and, with ``feed`` (this
+        process serves dashboards), serve the cameras other processes publish."""
         if self.settings.mqtt_url is not None:
             from .bus import Bus  # paho is imported only when a bus is set
 
-            self.bus = Bus.for_app(self)
+            self.bus = Bus.for_app(self, feed=feed)
 
     def stop_bus(self) -> None:
         if self.bus is not None:

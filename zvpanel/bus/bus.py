@@ -53,12 +53,13 @@ class Bus:
         self.hub = hub
         self.origin = origin or new_origin()
         self.client = make_client(self.origin)
-        self.publisher = BusPublisher(hub, self.client, self.origin) if publish else None
         self.feed = (
             BusFeed(hub, self.origin, calibration_for, expected_cameras)
             if calibration_for is not None
             else None
         )
+        is_remote = self.feed.feeds if self.feed is not None else lambda camera_id: False
+        self.publisher = BusPublisher(hub, self.client, self.origin, is_remote) if publish else None
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -68,20 +69,22 @@ class Bus:
         self.client.on_message = self._on_message
 
     @classmethod
-    def for_app(cls, app: App) -> Bus:
-        """An app's bus, started: it publishes the app's engine (if it runs one) and feeds
-        its hub with every other process's cameras."""
+    def for_app(cls, app: App, *, feed: bool = True) -> Bus:
+        """An app's bus, started: it publishes the cameras the app's engine runs (if it has
+        one) and, with ``feed`` (a process that serves dashboards), feeds its hub with
+        every camera other processes publish."""
 
         def expected_cameras() -> list[int]:
-            # Without an engine every camera is served from the bus, so each one says
-            # "bus unavailable" in an outage; with one, only those seen on the bus do.
-            return [] if app.engine is not None else [c.id for c in app.db.list_cameras()]
+            # The cameras this process serves from the bus, so that each says "bus
+            # unavailable" in an outage (also one that never published yet).
+            cameras = [c.id for c in app.db.list_cameras()]
+            return [c for c in cameras if app.engine is None or not app.runs_camera(c)]
 
         return cls(
             app.settings.mqtt_url,
             app.hub,
             publish=app.engine is not None,
-            calibration_for=app.db.get_calibration,
+            calibration_for=app.db.get_calibration if feed else None,
             expected_cameras=expected_cameras,
         ).start()
 

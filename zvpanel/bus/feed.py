@@ -34,6 +34,9 @@ BUS_UNAVAILABLE = "bus unavailable"
 WAITING_FOR_NODE = "bus reconnected; waiting for the camera's engine"
 #: How long a camera's calibration (read from the shared database) is reused, seconds.
 CALIBRATION_TTL_S = 5.0
+#: A camera the feed wrote to the hub within this many seconds is another process's (so
+#: this process's publisher must not send it back to the bus).
+REMOTE_FRESH_S = 10.0
 
 CalibrationSource = Callable[[int], Calibration | None]
 
@@ -58,6 +61,7 @@ class BusFeed:
         self._images: dict[int, np.ndarray] = {}
         self._calibrations: dict[int, tuple[float, Calibration | None]] = {}
         self._unavailable: set[int] = set()
+        self._fed_at: dict[int, float] = {}  # camera -> when the feed last wrote it
 
     # ------------------------------------------------------------------ connection
     def bus_lost(self) -> None:
@@ -94,9 +98,15 @@ class BusFeed:
                 "camera %s: ignored a bad %s message from the bus: %r", camera_id, kind, error
             )
 
+    def feeds(self, camera_id: int) -> bool:
+        """True if this camera's results in the hub come from the bus (another process)."""
+        fed_at = self._fed_at.get(camera_id)
+        return fed_at is not None and time.monotonic() - fed_at < REMOTE_FRESH_S
+
     def _set_status(self, status: CameraStatus) -> None:
         with self._lock:
             self._statuses[status.camera_id] = status
+            self._fed_at[status.camera_id] = time.monotonic()
         self.hub.set_status(status)
 
     def _on_frame(self, camera_id: int, payload: bytes) -> None:
@@ -118,6 +128,7 @@ class BusFeed:
         result = result_from_payload(message, calibration, status, image)
         with self._lock:
             self._statuses[camera_id] = result.status
+            self._fed_at[camera_id] = time.monotonic()
         self.hub.publish(result)
 
     def _calibration(self, camera_id: int) -> Calibration | None:

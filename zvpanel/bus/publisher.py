@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -44,8 +45,15 @@ IDLE_WAIT_S = 0.5
 class BusPublisher:
     """Publishes one hub's cameras on the bus (their ``origin`` is this process)."""
 
-    def __init__(self, hub: ResultHub, client: mqtt.Client, origin: str) -> None:
+    def __init__(
+        self,
+        hub: ResultHub,
+        client: mqtt.Client,
+        origin: str,
+        is_remote: Callable[[int], bool] = lambda camera_id: False,
+    ) -> None:
         self.hub = hub
+        self.is_remote = is_remote  # cameras another process runs: never sent back
         self.client = client
         self.origin = origin
         self.events_dropped = 0
@@ -81,6 +89,8 @@ class BusPublisher:
 
     # ------------------------------------------------------------------ camera threads
     def _on_result(self, result: FrameResult) -> None:
+        if self.is_remote(result.camera_id):
+            return
         with self._lock:
             self._newest[result.camera_id] = result
             if result.events:
@@ -91,6 +101,8 @@ class BusPublisher:
         self._wake.set()
 
     def _on_status(self, status: CameraStatus) -> None:
+        if self.is_remote(status.camera_id):
+            return
         with self._lock:
             self._statuses[status.camera_id] = status
         self._wake.set()

@@ -62,6 +62,7 @@ class NodeApp(App):
             self.start_engine()
             self.start_forwarder()
             self.start_heartbeat()
+            self.start_bus(feed=False)  # publish its cameras; it serves no dashboard
         except BaseException:
             self.stop()
             raise
@@ -70,6 +71,7 @@ class NodeApp(App):
         return self
 
     def stop(self) -> None:
+        self.stop_bus()
         self.stop_heartbeat()
         self.stop_engine()  # no new events
         self.stop_leases()
