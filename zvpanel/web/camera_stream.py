@@ -35,6 +35,7 @@ from tornado.websocket import WebSocketClosedError
 
 from ..engine.hub import ResultHub, Subscription
 from ..engine.result import FrameResult
+from ..numbers import whole_number
 from .access import visible_camera
 
 __all__ = ["StreamFrame", "Renderer", "Writer", "Viewer", "CameraStream", "StreamRegistry"]
@@ -60,11 +61,13 @@ def streamed_camera(db: Any, camera_id: str, username: str) -> Any | None:
 
     None also for a deleted (archived) camera, as on the feed, and for one outside the
     stores ``username`` may see (:mod:`.access`): the caller answers all alike. Only
-    ASCII digits name a camera (``"²".isdigit()`` is true but ``int()`` refuses it).
+    ASCII digits name a camera, as on the feed (:func:`~zvpanel.numbers.whole_number`).
     """
-    if not (camera_id.isascii() and camera_id.isdigit()):
+    try:
+        number = whole_number(camera_id)
+    except ValueError:
         return None
-    return visible_camera(db, username, int(camera_id))
+    return visible_camera(db, username, number)
 
 
 class Viewer:
