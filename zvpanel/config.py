@@ -6,8 +6,10 @@ must be set unless ``ZVPANEL_DEV_MODE=1`` says this is a local development serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -278,21 +280,31 @@ class Settings(BaseSettings):
         path = self.data_dir / DEV_SECRET_FILE
         if not path.exists():
             _write_private(path, secrets.token_urlsafe(32))
-        return path.read_text().strip()
+        secret = path.read_text().strip()
+        if len(secret) < 32:  # an empty key would let anyone sign tokens
+            raise ConfigError(
+                f"{path} holds no secret of 32+ characters: delete it and start again "
+                "to make a new one."
+            )
+        return secret
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` readable by its owner only, before anything is written into it.
+    """Create ``path`` readable by its owner only, holding ``text`` from its first moment.
 
-    ``O_EXCL``: if another process creates it first, that one's secret is kept.
+    Written under a temporary name (``mkstemp``: mode 0600) and then linked to ``path``,
+    so no process ever reads it empty; if another process linked it first, that one's
+    secret is kept.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def _describe(error: ValidationError) -> str:

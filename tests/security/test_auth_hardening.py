@@ -35,6 +35,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from zvpanel.config import DEV_SECRET_FILE, load_settings
+from zvpanel.errors import ConfigError
 from zvpanel.storage import Database, bootstrap
 from zvpanel.web.auth import (
     FREE_FAILURES,
@@ -604,6 +605,16 @@ def test_development_secret_is_private_and_ignored_by_git(tmp_path):
         ["git", "check-ignore", "-q", f"data/{DEV_SECRET_FILE}"], cwd=REPO_ROOT
     )
     assert ignored.returncode == 0, f"data/{DEV_SECRET_FILE} is not git-ignored"
+
+
+def test_development_secret_file_without_a_secret_is_refused(tmp_path):
+    """An empty file (a crash, or another process between creating and writing it) must
+    never become an empty signing key: anyone could sign tokens with it."""
+    settings = load_settings(dev_mode=True, jwt_secret=None, db_path=tmp_path / "zvpanel.db")
+    (tmp_path / DEV_SECRET_FILE).write_text("\n")
+    with pytest.raises(ConfigError) as refused:
+        settings.secret()
+    assert DEV_SECRET_FILE in str(refused.value) and "delete it" in str(refused.value)
 
 
 def test_readme_development_command_listens_on_localhost_only(repo_root):
