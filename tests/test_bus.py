@@ -4,6 +4,8 @@ hub is fed from the bus (zvpanel/bus)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from collections import defaultdict
@@ -12,6 +14,9 @@ from collections.abc import Callable
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from serving import panel_server
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from zvpanel.app import App
 from zvpanel.bus import (
@@ -219,3 +224,77 @@ def test_a_process_never_sends_back_what_it_serves_from_the_bus(fleet):
             bus.stop()
     for kind in ("status", "counts", "detections", "events"):
         assert all(p["origin"] != bus.origin for p in recorder.json(kind)), kind
+
+
+#: Production mode for the two dashboard servers: one secret, shared by both.
+JWT_SECRET = "bus-test-secret-" + "x" * 24
+#: The admin's password there (production mode refuses the development one).
+ADMIN_PASSWORD = "a real password for the bus test"
+#: Messages read from a feed before its camera's detections must have come.
+MAX_FEED_MESSAGES = 200
+
+
+def _token(server_url: str) -> str:
+    from urllib.parse import urlencode
+    from urllib.request import urlopen
+
+    form = urlencode({"username": "admin", "password": ADMIN_PASSWORD}).encode()
+    with urlopen(f"{server_url}/api/token", data=form) as answer:  # POST
+        return json.loads(answer.read())["access_token"]
+
+
+async def _first_detections(server_url: str, camera_id: int, token: str) -> dict:
+    ws_url = server_url.replace("http", "ws") + f"/ws/detections/{camera_id}?token={token}"
+    conn = await websocket_connect(HTTPRequest(ws_url))
+    try:
+        for _ in range(MAX_FEED_MESSAGES):
+            message = json.loads(await asyncio.wait_for(conn.read_message(), WAIT_S))
+            if message["type"] == "detections":
+                return message
+    finally:
+        conn.close()
+    raise AssertionError(f"no detections in {MAX_FEED_MESSAGES} messages from {server_url}")
+
+
+async def _refused(server_url: str, camera_id: int, token: str) -> bool:
+    ws_url = server_url.replace("http", "ws") + f"/ws/detections/{camera_id}?token={token}"
+    try:
+        conn = await websocket_connect(HTTPRequest(ws_url))
+    except HTTPClientError as error:
+        return error.code in (401, 403)
+    conn.close()
+    return False
+
+
+@pytest.mark.ui
+def test_two_dashboard_servers_on_one_database_and_bus(fleet, tmp_path, model_path):
+    """Two `panel serve` dashboards without engines: a token from one works on the other,
+    both serve the engine's camera on /ws/detections, and ending the user's sessions in
+    the shared database ends the token on both."""
+    camera_id = fleet["camera_id"]
+    env = {
+        "ZVPANEL_DATABASE_URL": fleet["url"],
+        "ZVPANEL_MQTT_URL": fleet["mosquitto"].url,
+        "ZVPANEL_ENGINE": "0",
+        "ZVPANEL_DEV_MODE": "0",
+        "ZVPANEL_JWT_SECRET": JWT_SECRET,
+    }
+    with Database(fleet["url"]) as db:
+        db.reset_password("admin", ADMIN_PASSWORD)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        panel_server(tmp_path / "a", model_path, env=env) as first,
+        panel_server(tmp_path / "b", model_path, env=env) as second,
+    ):
+        token = _token(first.url)
+        from_first = asyncio.run(_first_detections(first.url, camera_id, token))
+        from_second = asyncio.run(_first_detections(second.url, camera_id, token))
+        for message in (from_first, from_second):
+            assert message["camera_id"] == camera_id and message["status"] == "online"
+            assert (message["width"], message["height"]) == (768, 576)
+        with Database(fleet["url"]) as db:
+            db.end_sessions("admin")
+        assert asyncio.run(_refused(second.url, camera_id, token))
+        assert asyncio.run(_refused(first.url, camera_id, token))
+    assert "Traceback" not in first.log_text() + second.log_text()

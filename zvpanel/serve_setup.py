@@ -27,5 +27,7 @@ install_log_redaction()
 
 app = get_app()
 logging.getLogger("zvpanel.serve").info(
-    "zvpanel ready: database %s, cameras running %s", app.db.location, app.engine.camera_ids
+    "zvpanel ready: database %s, cameras running %s",
+    app.db.location,
+    app.engine.camera_ids if app.engine is not None else "none here (ZVPANEL_ENGINE=0)",
 )
