@@ -316,7 +316,10 @@ class PostgresBackend:
         try:
             yield conn
         finally:
-            if self.broken(conn) or self._closed.is_set():
+            if self.broken(conn):
+                conn.close()
+                self._drop_idle()  # a server restart cut them all
+            elif self._closed.is_set():
                 conn.close()
             elif self._idle.qsize() < POSTGRES_IDLE_READERS:
                 self._idle.put(conn)
@@ -354,6 +357,9 @@ class PostgresBackend:
 
     def close(self) -> None:
         self._closed.set()
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 
@@ -211,12 +212,23 @@ class Database(UserMethods, ConfigurationMethods, EventMethods, FleetMethods):
             yield conn
 
     def _one(self, sql: str, params: tuple = ()) -> Row | None:
-        with self.reader() as conn:
-            return conn.one(sql, params)
+        return self._read(lambda conn: conn.one(sql, params))
 
     def _all(self, sql: str, params: tuple = ()) -> list[Row]:
+        return self._read(lambda conn: conn.all(sql, params))
+
+    def _read(self, query: Callable[[Connection], Any]) -> Any:
+        """Run a read; once more on a new connection if the server had dropped the pooled
+        one (a PostgreSQL restart): a read has no effect, so repeating it is safe."""
+        used: Connection | None = None
+        try:
+            with self.reader() as used:
+                return query(used)
+        except self._backend.operational_errors:
+            if used is None or not self._backend.broken(used):
+                raise
         with self.reader() as conn:
-            return conn.all(sql, params)
+            return query(conn)
 
     def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener(Change)`` after each committed change made through this object.
