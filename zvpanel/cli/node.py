@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..node import FORWARD_BATCH
+    from ..node.outbox import CATCH_UP_PAUSE_SECONDS, FORWARD_BATCH
 
     p = sub.add_parser(
         "node",
@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"events forwarded in one transaction at most (default {FORWARD_BATCH})",
     )
+    p.add_argument(
+        "--catch-up-pause",
+        type=float,
+        default=CATCH_UP_PAUSE_SECONDS,
+        metavar="SECONDS",
+        help="pause between full batches while forwarding a backlog (default "
+        f"{CATCH_UP_PAUSE_SECONDS:g}: spreads the load when many stores reconnect at once)",
+    )
     p.set_defaults(func=_node)
 
     p = sub.add_parser("nodes", help="list engine nodes and their last heartbeat")
@@ -49,6 +57,8 @@ def _node(args: argparse.Namespace) -> int:
 
     if args.forward_batch < 1:
         raise InvalidValueError(f"--forward-batch {args.forward_batch} must be at least 1")
+    if args.catch_up_pause < 0:
+        raise InvalidValueError(f"--catch-up-pause {args.catch_up_pause} must not be negative")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -58,6 +68,7 @@ def _node(args: argparse.Namespace) -> int:
         pool=args.pool,
         outbox=args.outbox,
         forward_batch=args.forward_batch,
+        catch_up_pause=args.catch_up_pause,
     )
     with app:
         print(f"node {app.name} running (database {app.db.location})", flush=True)

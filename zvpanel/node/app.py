@@ -2,9 +2,9 @@
 
 ``zvpanel node --name NAME [--pool POOL]`` runs :class:`NodeApp`: the central database
 (``ZVPANEL_DATABASE_URL``, normally PostgreSQL), a local hub, the node's SQLite
-:class:`~zvpanel.node.outbox.Outbox` in place of the event writer, the detector, the
-:class:`~zvpanel.node.leases.Leases` saying which cameras it runs, the engine, the
-forwarder and the heartbeat. It creates no users or demo cameras: the dashboards do.
+:class:`~zvpanel.node.outbox.Outbox` in place of the event writer and its forwarder,
+the detector, the :class:`~zvpanel.node.leases.Leases` saying which cameras it runs, the
+engine and the heartbeat. It creates no users or demo cameras: the dashboards do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..config import Settings
 from ..storage.fleet import NodeBeat
 from ..storage.values import check_name, now_text
 from .leases import Leases
-from .outbox import FORWARD_BATCH, Forwarder, Outbox
+from .outbox import CATCH_UP_PAUSE_SECONDS, FORWARD_BATCH, Forwarder, Outbox
 
 __all__ = ["NodeApp", "HEARTBEAT_SECONDS"]
 
@@ -39,12 +39,14 @@ class NodeApp(App):
         pool: str | None = None,
         outbox: str | Path | None = None,
         forward_batch: int = FORWARD_BATCH,
+        catch_up_pause: float = CATCH_UP_PAUSE_SECONDS,
     ) -> None:
         super().__init__(settings)
         self.name = check_name(name, "node name")
         self.pool = None if pool is None else check_name(pool, "pool name")
         self.outbox_path = Path(outbox or settings.data_dir / f"outbox-{name}.db")
         self.forward_batch = forward_batch
+        self.catch_up_pause = catch_up_pause
         self.outbox: Outbox | None = None
         self.leases: Leases | None = None
         self.forwarder: Forwarder | None = None
@@ -57,10 +59,10 @@ class NodeApp(App):
             self.start_database()
             self.start_hub()
             self.start_outbox()
+            self.start_forwarder()  # the backlog of a restart drains while the model loads
             self.start_detector()
             self.start_leases()
             self.start_engine()
-            self.start_forwarder()
             self.start_heartbeat()
             self.start_bus(feed=False)  # publish its cameras; it serves no dashboard
         except BaseException:
@@ -93,7 +95,9 @@ class NodeApp(App):
         return self.leases is not None and self.leases.runs(camera_id)
 
     def start_forwarder(self) -> None:
-        self.forwarder = Forwarder(self.outbox, self.db, self.forward_batch).start()
+        self.forwarder = Forwarder(
+            self.outbox, self.db, self.forward_batch, self.catch_up_pause
+        ).start()
 
     def start_heartbeat(self) -> None:
         self._beats.clear()

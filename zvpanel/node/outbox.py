@@ -24,7 +24,13 @@ from typing import Any
 from ..storage import Database, EventRow, utc_text
 from ..storage.values import new_event_uid, now_text
 
-__all__ = ["Outbox", "Forwarder", "FORWARD_BATCH", "FORWARD_INTERVAL_SECONDS"]
+__all__ = [
+    "Outbox",
+    "Forwarder",
+    "FORWARD_BATCH",
+    "FORWARD_INTERVAL_SECONDS",
+    "CATCH_UP_PAUSE_SECONDS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,9 @@ log = logging.getLogger(__name__)
 FORWARD_BATCH = 500
 #: How often an idle forwarder looks for new events, and waits after a failed forward.
 FORWARD_INTERVAL_SECONDS = 1.0
+#: Pause between full batches while catching up (0: none). After an outage every store
+#: forwards its backlog at once; a pause spreads that load on the central database.
+CATCH_UP_PAUSE_SECONDS = 0.0
 #: Forward failures are logged at most this often (an outage fails every second).
 FAILURE_LOG_INTERVAL_SECONDS = 30.0
 #: How long forwarded events stay in the outbox.
@@ -134,12 +143,21 @@ class Outbox:
 class Forwarder:
     """The thread moving an :class:`Outbox` into the central :class:`Database`."""
 
-    def __init__(self, outbox: Outbox, db: Database, batch: int = FORWARD_BATCH) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        db: Database,
+        batch: int = FORWARD_BATCH,
+        catch_up_pause: float = CATCH_UP_PAUSE_SECONDS,
+    ) -> None:
         if batch < 1:
             raise ValueError(f"forward batch {batch!r} must be at least 1")
+        if catch_up_pause < 0:
+            raise ValueError(f"catch-up pause {catch_up_pause!r} must not be negative")
         self.outbox = outbox
         self.db = db
         self.batch = batch
+        self.catch_up_pause = catch_up_pause
         self.forwarded = 0
         self._stop = threading.Event()
         self._last_failure_log = 0.0
@@ -171,7 +189,8 @@ class Forwarder:
             try:
                 self._prune_now_and_then()
                 if self.forward_once() == self.batch:
-                    continue  # more is waiting: no pause
+                    self._stop.wait(self.catch_up_pause)  # more is waiting
+                    continue
             except Exception as error:  # top of the thread loop: an outage must not end it
                 self._log_failure(error)
             self._stop.wait(FORWARD_INTERVAL_SECONDS)
