@@ -1,4 +1,5 @@
-"""Admin page: stores, cameras and users. Viewers see the tables read-only.
+"""Admin page: stores, cameras (and where each runs), users and engine nodes. Viewers see
+the tables read-only.
 
 Every action re-checks on the server that the session is an admin's
 (:func:`~zvpanel.ui.session.require_admin`), whatever the browser shows. A new or
@@ -9,6 +10,7 @@ saved; if that fails the message says why and nothing is saved.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from zoneinfo import available_timezones
 
 import pandas as pd
@@ -17,6 +19,7 @@ import panel as pn
 from ..display import html_text, markdown_text
 from ..errors import SourceError, ZvpanelError
 from ..sources import SECRET_MASK, mask_source
+from ..storage.fleet import Assignment, NodeInfo
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
 from .layout import page
@@ -27,6 +30,17 @@ __all__ = ["AdminView", "admin_page"]
 log = logging.getLogger(__name__)
 
 TABLE_HEIGHT = 220
+#: Where a camera can run: the dashboards' own engine, one node, or a pool of nodes.
+RUNS_ON = ("this server", "node", "pool")
+NODE_COLUMNS = [
+    "node",
+    "pool",
+    "last heartbeat",
+    "cameras",
+    "rates (detections/s)",
+    "hardware limited",
+    "backlog (events)",
+]
 
 
 def _table(df: pd.DataFrame) -> pn.widgets.Tabulator:
@@ -80,6 +94,13 @@ class AdminView(pn.viewable.Viewer):
         self.update_camera_button = pn.widgets.Button(label="Update selected")
         self.toggle_camera_button = pn.widgets.Button(label="Enable / disable selected")
         self.delete_camera_button = pn.widgets.Button(label="Delete selected", color="danger")
+        self.camera_runs_on = pn.widgets.Select(
+            label="Runs on", options=list(RUNS_ON), value="this server", width=140
+        )
+        self.camera_runner = pn.widgets.TextInput(label="Node or pool name", width=180)
+        self.assign_camera_button = pn.widgets.Button(label="Assign selected")
+        # engine nodes (fleet mode)
+        self.nodes_table = _table(pd.DataFrame())
         # users
         self.users_table = _table(pd.DataFrame())
         self.user_name = pn.widgets.TextInput(label="Username", width=180)
@@ -105,6 +126,7 @@ class AdminView(pn.viewable.Viewer):
             self.update_camera_button: self.update_camera_action,
             self.toggle_camera_button: self.toggle_camera_action,
             self.delete_camera_button: self.delete_camera_action,
+            self.assign_camera_button: self.assign_camera_action,
             self.add_user_button: self.add_user_action,
             self.toggle_admin_button: self.toggle_admin_action,
             self.reset_password_button: self.reset_password_action,
@@ -121,6 +143,8 @@ class AdminView(pn.viewable.Viewer):
             self.camera_name,
             self.camera_source,
             self.camera_enabled,
+            self.camera_runs_on,
+            self.camera_runner,
             self.user_name,
             self.user_password,
             self.user_admin,
@@ -142,6 +166,7 @@ class AdminView(pn.viewable.Viewer):
         )
         names = {s.id: s.name for s in stores}
         statuses = self.app.hub.statuses() if self.app.hub is not None else {}
+        assignments = db.camera_assignments()
         self.cameras_table.value = pd.DataFrame(
             [
                 {
@@ -151,11 +176,13 @@ class AdminView(pn.viewable.Viewer):
                     "source": mask_source(c.source),
                     "enabled": c.enabled,
                     "status": statuses[c.id].state if c.id in statuses else "",
+                    "runs on": _runs_on(assignments.get(c.id)),
                 }
                 for c in visible_cameras(db, username)
             ],
-            columns=["id", "store", "name", "source", "enabled", "status"],
+            columns=["id", "store", "name", "source", "enabled", "status", "runs on"],
         )
+        self.nodes_table.value = _nodes_frame(db.list_nodes())
         self.users_table.value = pd.DataFrame(
             [
                 {"username": u.username, "admin": u.is_admin, "disabled": u.disabled}
@@ -185,6 +212,11 @@ class AdminView(pn.viewable.Viewer):
             self.camera_name.value = camera.name
             self.camera_source.value = mask_source(camera.source)
             self.camera_enabled.value = camera.enabled
+            assignment = self.app.db.camera_assignment(camera.id)
+            self.camera_runs_on.value = (
+                "this server" if assignment is None else "node" if assignment.node else "pool"
+            )
+            self.camera_runner.value = "" if assignment is None else _runner(assignment)
 
     def _user_selected(self) -> None:
         if self.admin and self.users_table.selection:
@@ -323,6 +355,19 @@ class AdminView(pn.viewable.Viewer):
 
         return self._run("delete the camera", act)
 
+    def assign_camera_action(self) -> bool:
+        def act():
+            camera_id = int(self._selected(self.cameras_table, "id"))
+            kind, name = self.camera_runs_on.value, self.camera_runner.value.strip()
+            if kind != "this server" and not name:
+                raise ZvpanelError(f"name the {kind} that should run the camera")
+            where = {} if kind == "this server" else {kind: name}
+            assignment = self.app.db.assign_camera(camera_id, **where)
+            self._reload_engine(camera_id)
+            return f"Camera {camera_id} runs on {_runs_on(assignment)}."
+
+        return self._run("assign the camera", act)
+
     # users
     def add_user_action(self) -> bool:
         def act():
@@ -406,6 +451,7 @@ class AdminView(pn.viewable.Viewer):
                 self.toggle_camera_button,
                 self.delete_camera_button,
             ),
+            pn.Row(self.camera_runs_on, self.camera_runner, self.assign_camera_button),
         )
         users = pn.Column(
             self.users_table,
@@ -421,9 +467,46 @@ class AdminView(pn.viewable.Viewer):
         return pn.Column(
             *note,
             self.status,
-            pn.Tabs(("Cameras", cameras), ("Stores", stores), ("Users", users), dynamic=False),
+            pn.Tabs(
+                ("Cameras", cameras),
+                ("Stores", stores),
+                ("Users", users),
+                ("Nodes", self.nodes_table),
+                dynamic=False,
+            ),
             sizing_mode="stretch_width",
         )
+
+
+def _runner(assignment: Assignment) -> str:
+    return assignment.node if assignment.node is not None else str(assignment.pool)
+
+
+def _runs_on(assignment: Assignment | None) -> str:
+    if assignment is None:
+        return "this server"
+    kind = "node" if assignment.node is not None else "pool"
+    return f"{kind} {_runner(assignment)}"
+
+
+def _nodes_frame(nodes: list[NodeInfo]) -> pd.DataFrame:
+    """One row per engine node: its last heartbeat, cameras, rates and outbox backlog."""
+    now = datetime.now(timezone.utc)
+    return pd.DataFrame(
+        [
+            {
+                "node": n.name,
+                "pool": n.pool or "",
+                "last heartbeat": f"{(now - n.heartbeat_at).total_seconds():.0f} s ago",
+                "cameras": ", ".join(map(str, n.cameras)),
+                "rates (detections/s)": ", ".join(f"{c}: {r:.1f}" for c, r in n.rates.items()),
+                "hardware limited": n.hardware_limited,
+                "backlog (events)": n.backlog,
+            }
+            for n in nodes
+        ],
+        columns=NODE_COLUMNS,
+    )
 
 
 def admin_page(app=None, claims: Claims | None = None) -> pn.Column:
