@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
@@ -84,40 +86,84 @@ def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["kill", "ctrl-c"])
-def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_a_signal(
-    tmp_path, model_path, stop_signal
-):
-    """A real ``zvpanel serve`` started outside the checkout: pages, token, clean stop."""
+@contextmanager
+def zvpanel_serve(
+    folder: Path, model_path: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A real ``zvpanel serve`` started in ``folder`` (not the checkout) on a free port,
+    development mode; killed at the end if the test did not stop it."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
-    env.update(
-        ZVPANEL_DB_PATH=str(tmp_path / "zvpanel.db"), ZVPANEL_MODEL=str(Path(model_path).resolve())
-    )
-    env.update(ZVPANEL_DEV_MODE="1")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
+    full_env.update(ZVPANEL_DB_PATH=str(folder / "zvpanel.db"), ZVPANEL_DEV_MODE="1")
+    full_env.update(ZVPANEL_MODEL=str(Path(model_path).resolve()), **(env or {}))
     zvpanel = Path(sys.executable).with_name("zvpanel")
-    log = tmp_path / "server.log"
-    command = [str(zvpanel), "serve", "--port", str(port)]
+    command = [str(zvpanel), "serve", "--port", str(port), *args]
     command += ["--", "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    log = folder / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+            command, cwd=folder, env=full_env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         _wait_for_port(port, process, log)
-        # exec, not a child: the process we started is panel serve itself
-        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
-        assert cmdline[1:4] == [b"-m", b"panel", b"serve"]
-        url = f"http://127.0.0.1:{port}"
-        status, page = _get(f"{url}/login")
-        assert status == 200 and 'id="password"' in page
-        status, body = _get(f"{url}/api/token", {"username": "admin", "password": "admin"})
-        assert status == 200 and json.loads(body)["token_type"] == "bearer"
-        process.send_signal(stop_signal)
-        assert process.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()[-3000:]
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0
+        yield process, port
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _check_serves(port: int) -> None:
+    """The login page and the token endpoint answer."""
+    url = f"http://127.0.0.1:{port}"
+    status, page = _get(f"{url}/login")
+    assert status == 200 and 'id="password"' in page
+    status, body = _get(f"{url}/api/token", {"username": "admin", "password": "admin"})
+    assert status == 200 and json.loads(body)["token_type"] == "bearer"
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _assert_stopped(process: subprocess.Popen, port: int, log: Path) -> None:
+    assert process.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_zvpanel_serve_serves_login_and_tokens_and_stops_on_a_signal(
+    tmp_path, model_path, stop_signal
+):
+    with zvpanel_serve(tmp_path, model_path) as (process, port):
+        # exec, not a child: the process we started is panel serve itself
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"panel", b"serve"]
+        _check_serves(port)
+        process.send_signal(stop_signal)
+        _assert_stopped(process, port, tmp_path / "server.log")
+
+
+def test_zvpanel_serve_with_two_processes_stops_them_all(tmp_path, model_path):
+    """--num-procs 2 (dashboards without an engine): both serve, one SIGTERM ends both
+    (Tornado's forking parent alone would leave its children serving)."""
+    env = {"ZVPANEL_ENGINE": "0"}
+    with zvpanel_serve(tmp_path, model_path, "--num-procs", "2", env=env) as (process, port):
+        for _ in range(4):
+            _check_serves(port)
+        (panel,) = _children(process.pid)
+        workers = _children(panel)
+        assert len(workers) == 2
+        process.send_signal(signal.SIGTERM)
+        _assert_stopped(process, port, tmp_path / "server.log")
+        assert [pid for pid in (panel, *workers) if Path(f"/proc/{pid}").exists()] == []
+
+
+def test_serve_refuses_several_processes_that_would_each_count(monkeypatch, capsys):
+    from zvpanel.cli import main
+
+    monkeypatch.setenv("ZVPANEL_DEV_MODE", "1")
+    monkeypatch.delenv("ZVPANEL_ENGINE", raising=False)
+    assert main(["serve", "--num-procs", "2"]) == 2
+    assert "--num-procs 2: every process would run its own engine" in capsys.readouterr().err

@@ -8,16 +8,24 @@ folder. The working directory stays the caller's, as with ``panel serve``: relat
 settings (``data/zvpanel.db``) resolve against it.
 
 The command replaces this process with ``panel serve`` (``os.execv``), so Ctrl-C and
-``kill`` reach the server itself and nothing is left behind.
+``kill`` reach the server itself and nothing is left behind. With ``--num-procs`` other
+than 1 it stays as a supervisor instead, which passes stop signals to every server
+process (see :func:`_supervise`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+from ..config import load_settings
 from ..errors import ConfigError
 
 __all__ = ["register", "panel_command"]
@@ -34,6 +42,15 @@ DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 5006
 DEFAULT_NUM_THREADS = 4
 MAX_PORT = 65535
+
+#: Signals that stop a multi-process server: each becomes a SIGTERM to all its processes
+#: (Bokeh's server stops cleanly on SIGTERM; the forking parent just ends).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: How long a multi-process server may take to stop after a forwarded signal, seconds.
+STOP_TIMEOUT_S = 60.0
+#: How often the supervisor looks whether the server's processes are gone, seconds.
+GROUP_POLL_S = 0.2
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +126,67 @@ def _serve(args: argparse.Namespace) -> int:
     command = panel_command(
         args.port, args.address, args.num_threads, args.num_procs, args.apps, args.panel_args
     )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(command[0], command)  # only returns by raising
-    return 0
+    if args.num_procs in (None, 1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(command[0], command)  # only returns by raising
+    _check_one_engine(args.num_procs)
+    return _supervise(command)
+
+
+def _check_one_engine(num_procs: int) -> None:
+    """Each server process runs its own engine: several would count every camera again."""
+    if load_settings().engine:
+        raise ConfigError(
+            f"--num-procs {num_procs}: every process would run its own engine and count each "
+            "camera once per process; set ZVPANEL_ENGINE=0 (dashboards of the fleet's bus, "
+            "the cameras counted by zvpanel node) or serve one process"
+        )
+
+
+def _supervise(command: list[str]) -> int:
+    """Run a multi-process ``panel serve`` in its own process group and stop the whole
+    group on a stop signal: Tornado's forking parent dies of SIGTERM without stopping its
+    children, which would go on serving."""
+    _become_subreaper()
+    process = subprocess.Popen(command, start_new_session=True)
+    stop_asked_at: list[float] = []
+
+    def stop(_signum: int, _frame: object) -> None:
+        if not stop_asked_at:
+            stop_asked_at.append(time.monotonic())
+        _signal_group(process.pid, signal.SIGTERM)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    code = process.wait()
+    while _group_alive(process.pid):
+        if stop_asked_at and time.monotonic() - stop_asked_at[0] > STOP_TIMEOUT_S:
+            _signal_group(process.pid, signal.SIGKILL)
+        time.sleep(GROUP_POLL_S)
+    if stop_asked_at:
+        return 0  # stopped as asked
+    return code if code >= 0 else 128 - code  # the shell's code for "killed by signal N"
+
+
+def _become_subreaper() -> None:
+    """Orphaned server processes become ours (Linux), so we reap them even where no init
+    process would (a container's PID 1)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass  # reaped an orphan that had ended
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
