@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import orjson
@@ -298,3 +298,40 @@ def test_two_dashboard_servers_on_one_database_and_bus(fleet, tmp_path, model_pa
         assert asyncio.run(_refused(second.url, camera_id, token))
         assert asyncio.run(_refused(first.url, camera_id, token))
     assert "Traceback" not in first.log_text() + second.log_text()
+
+
+def test_a_frame_with_events_is_published_even_when_a_newer_frame_replaced_it(fleet):
+    """Dashboards take their /ws events from detections messages, so newest-wins must not
+    skip a frame that carries events (the publisher thread was behind)."""
+    recorder, camera_id = fleet["recorder"], fleet["camera_id"]
+    watcher = HubWatcher(fleet["dashboard"], camera_id)
+    try:
+        wait_until(lambda: len([r for r in watcher.results if r.events]) >= 1, "an event")
+        wait_until(
+            lambda: watcher.results[-1].frame.index > _with_event(watcher).frame.index,
+            "a newer frame",
+        )
+    finally:
+        watcher.close()
+    with_event, newer = _with_event(watcher), watcher.results[-1]
+    hub = ResultHub()
+    bus = Bus(fleet["mosquitto"].url, hub, publish=True).start()
+    try:
+        wait_until(bus.connected.is_set, "the bus to connect")
+        # As if the publisher thread had fallen behind: a newer frame replaced the one
+        # with events in the one-slot buffer.
+        bus.publisher._send({camera_id: newer}, {}, deque([with_event]))
+
+        def mine() -> list[int]:
+            return [p["frame"] for p in recorder.json("detections") if p["origin"] == bus.origin]
+
+        wait_until(
+            lambda: {with_event.frame.index, newer.frame.index} <= set(mine()),
+            "both frames' detections on the bus",
+        )
+    finally:
+        bus.stop()
+
+
+def _with_event(watcher: HubWatcher) -> FrameResult:
+    return next(r for r in watcher.results if r.events)
