@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,6 +25,8 @@ from zvpanel.errors import ConfigError
 
 #: How long the server may take to stop after SIGTERM/SIGINT (it stops the engine and database).
 STOP_TIMEOUT_S = 60
+#: Values for the README's placeholders, so its commands parse.
+PLACEHOLDER_VALUES = {"ID": "1"}
 #: The README's relative paths, as an installed zvpanel resolves them (from the package).
 RELATIVE_PATHS = ("zvpanel/serve_setup.py", "zvpanel/web/auth_module.py")
 
@@ -167,3 +171,24 @@ def test_serve_refuses_several_processes_that_would_each_count(monkeypatch, caps
     monkeypatch.delenv("ZVPANEL_ENGINE", raising=False)
     assert main(["serve", "--num-procs", "2"]) == 2
     assert "--num-procs 2: every process would run its own engine" in capsys.readouterr().err
+
+
+def _fleet_section(readme: str) -> str:
+    start = readme.index("## Fleet")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_readme_fleet_section_names_only_real_commands_and_settings(repo_root):
+    """Every ``zvpanel ...`` line of the Fleet section parses, every ZVPANEL_* is a setting."""
+    from zvpanel.config import ENV_PREFIX, Settings
+
+    fleet = _fleet_section((repo_root / "README.md").read_text())
+    lines = re.findall(r"`(zvpanel [^`]+)`", fleet) + re.findall(r"^\s*(zvpanel .+)$", fleet, re.M)
+    assert len(lines) >= 5
+    for line in lines:
+        for command in line.split(" && "):
+            argv = [PLACEHOLDER_VALUES.get(a, a) for a in shlex.split(command)[1:]]
+            build_parser().parse_args(argv)  # SystemExit on an unknown command or flag
+    names = set(re.findall(rf"\b{ENV_PREFIX}[A-Z_]+\b", fleet))
+    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    assert names and names <= fields, names - fields
