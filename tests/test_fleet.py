@@ -329,3 +329,32 @@ def test_admin_page_assigns_cameras_and_lists_nodes(settings) -> None:
         assert app.db.camera_assignment(camera.id) is None
     finally:
         app.stop()
+
+
+def test_admin_page_in_a_browser_shows_each_nodes_backlog(
+    fleet: Fleet, browser, model_path: str
+) -> None:
+    from serving import login, panel_server
+
+    from zvpanel.storage.fleet import NodeBeat
+    from zvpanel.storage.values import now_text
+
+    camera = fleet.camera("Door")
+    fleet.db.assign_camera(camera, node="store-7")
+    fleet.db.heartbeat(NodeBeat("store-7", None, now_text(), (camera,), {camera: 1.9}, False, 321))
+    env = {"ZVPANEL_DATABASE_URL": fleet.url, "ZVPANEL_DEMO": "0"}
+    (fleet.folder / "server").mkdir()
+    with panel_server(fleet.folder / "server", model_path, env=env) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            login(page, server.url)
+            page.wait_for_url("**/live")
+            page.goto(server.url + "/admin")
+            page.get_by_text("node store-7").first.wait_for()  # the camera's "runs on"
+            page.locator(".bk-tab", has_text="Nodes").click()
+            page.get_by_text("321", exact=True).first.wait_for()  # the backlog
+            assert page.get_by_text("store-7").first.is_visible()
+        finally:
+            context.close()
