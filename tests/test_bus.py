@@ -27,6 +27,7 @@ from zvpanel.bus import (
     parse_topic,
     validate_payload,
 )
+from zvpanel.bus.messages import placeholder_image
 from zvpanel.config import load_settings
 from zvpanel.engine import ResultHub
 from zvpanel.engine.result import CameraStatus, FrameResult
@@ -169,8 +170,9 @@ def test_frames_flow_only_while_a_dashboard_watches(fleet):
     try:
         wait_until(lambda: recorder.count("frame") >= 3, "frames while watched")
         wait_until(
-            lambda: any(r.frame.image.strides[0] for r in watcher.results), "a real image"
-        )  # a placeholder image has stride 0: this one is the camera's frame
+            lambda: any(r.frame.image is not placeholder_image(768, 576) for r in watcher.results),
+            "a result with the camera's frame",
+        )
     finally:
         watcher.close()
     wait_until(lambda: not publisher.watched(camera_id), "the watch to end at the publisher")
@@ -335,3 +337,57 @@ def test_a_frame_with_events_is_published_even_when_a_newer_frame_replaced_it(fl
 
 def _with_event(watcher: HubWatcher) -> FrameResult:
     return next(r for r in watcher.results if r.events)
+
+
+#: Waits for what a page must show (milliseconds).
+PAGE_TIMEOUT_MS = 60_000
+
+
+@pytest.mark.ui
+def test_a_dashboard_without_engine_shows_the_video_and_says_bus_unavailable(
+    fleet, tmp_path, model_path, launch_chromium
+):
+    """The live page of a dashboard fed by the bus: the camera's real frames (asked for
+    with a watch), and during a broker outage 'bus unavailable', then video again."""
+    from playwright.sync_api import sync_playwright
+    from serving import login
+
+    with Database(fleet["url"]) as db:
+        db.reset_password("admin", ADMIN_PASSWORD)
+    env = {
+        "ZVPANEL_DATABASE_URL": fleet["url"],
+        "ZVPANEL_MQTT_URL": fleet["mosquitto"].url,
+        "ZVPANEL_ENGINE": "0",
+        "ZVPANEL_DEV_MODE": "0",
+        "ZVPANEL_JWT_SECRET": JWT_SECRET,
+    }
+    mosquitto = fleet["mosquitto"]
+    with panel_server(tmp_path, model_path, env=env) as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        login(page, server.url, "admin", ADMIN_PASSWORD)
+        page.wait_for_url("**/live")
+        canvas = page.locator("canvas.zv-stream").first
+        canvas.wait_for()
+        wait_until(lambda: canvas.get_attribute("data-frame") is not None, "a painted frame")
+        assert canvas.evaluate("canvas => [canvas.width, canvas.height]") == [768, 576]
+        assert _png_spread(canvas.screenshot()) > 20, "a black placeholder, not the video"
+        status = page.locator(".zv-status").first
+        mosquitto.stop()
+        try:
+            page.get_by_text(BUS_UNAVAILABLE).first.wait_for()
+        finally:
+            mosquitto.start()
+        wait_until(lambda: BUS_UNAVAILABLE not in status.inner_text(), "the status to recover")
+        first = canvas.get_attribute("data-frame")
+        wait_until(lambda: canvas.get_attribute("data-frame") != first, "frames after the outage")
+        browser.close()
+
+
+def _png_spread(png: bytes) -> float:
+    """Standard deviation of a screenshot's pixels (about 0 for a flat black image)."""
+    import cv2
+    import numpy as np
+
+    return float(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE).std())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,9 @@ from ..detections import Detections
 from ..engine.result import CameraStatus, FrameResult
 from ..sources.frame import Frame
 from ..web.feed import detections_message, event_messages, iso_utc
+
+#: Frame sizes whose black placeholder image is kept.
+PLACEHOLDER_SIZES = 8
 
 __all__ = [
     "status_payload",
@@ -91,9 +95,13 @@ def _state(value: Any) -> str:
     return value
 
 
+@lru_cache(maxsize=PLACEHOLDER_SIZES)
 def placeholder_image(width: int, height: int) -> np.ndarray:
-    """A black BGR image of the frame's size that takes no memory (a read-only view)."""
-    return np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (height, width, 3))
+    """A black BGR image of the frame's size (one per size, shared, read-only): what a
+    result shows until the camera's frames come (they are sent only while watched)."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image.flags.writeable = False
+    return image
 
 
 def result_from_payload(
