@@ -8,8 +8,10 @@ one timed assertion is the issue's bound (a pool camera moves within 30 s).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -70,10 +72,10 @@ class Fleet:
     def outbox(self, name: str) -> Path:
         return self.folder / f"outbox-{name}.db"
 
-    def start_node(self, name: str, *args: str) -> subprocess.Popen:
+    def start_node(self, name: str, *args: str, url: str | None = None) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
         env.update(
-            ZVPANEL_DATABASE_URL=self.url,
+            ZVPANEL_DATABASE_URL=url or self.url,
             ZVPANEL_MODEL=self.model_path,
             ZVPANEL_DEV_MODE="1",
         )
@@ -358,3 +360,96 @@ def test_admin_page_in_a_browser_shows_each_nodes_backlog(
             assert page.get_by_text("store-7").first.is_visible()
         finally:
             context.close()
+
+
+class Link:
+    """A TCP relay to PostgreSQL that a test can cut: one node losing its link to the
+    database while the database itself, and the other nodes, stay up."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        return url.replace(f":{self.target_port}/", f":{self.port}/")
+
+    def cut(self) -> None:
+        with self._lock:
+            self.up = False
+            for sock in self._sockets:
+                _close(sock)
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        with self._lock:
+            self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        _close(self.listener)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if not self.up:
+                    _close(client)
+                    continue
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    _close(sink)
+
+
+def test_pool_camera_moves_when_its_node_loses_the_database(fleet: Fleet, postgres) -> None:
+    camera = fleet.camera("Pool door")
+    fleet.db.assign_camera(camera, pool="p")
+    link = Link(postgres.port)
+    try:
+        fleet.start_node("a", "--pool", "p", url=link.url(fleet.url))
+        wait_for("a to run the camera", lambda: fleet.heartbeat("a").cameras == (camera,))
+        fleet.start_node("b", "--pool", "p")
+        wait_for("b's heartbeat", lambda: fleet.heartbeat("b"))
+
+        link.cut()  # a keeps running, but can no longer renew its lease
+        cut = time.monotonic()
+        wait_for("b to take the camera", lambda: fleet.heartbeat("b").cameras == (camera,))
+        took = time.monotonic() - cut
+        assert took < FAILOVER_LIMIT_S, f"failover took {took:.1f} s"
+        wait_for("b's events", lambda: fleet.central_uids("b", camera))
+
+        link.restore()  # a forwards what it counted before it let the camera go
+        wait_for("a's outbox to drain", lambda: fleet.backlog("a") == 0)
+        wait_for("a to report no camera", lambda: fleet.heartbeat("a").cameras == ())
+    finally:
+        link.close()
+    events = fleet.db.events(camera_id=camera)
+    assert sorted(e.uid for e in events if e.node == "a") == sorted(
+        uid for uid, _ in fleet.outbox_rows("a")
+    )
+    last_a = max(e.timestamp for e in events if e.node == "a")
+    first_b = min(e.timestamp for e in events if e.node == "b")
+    assert last_a < first_b, "a went on counting after b took the camera"

@@ -158,7 +158,7 @@ class NodeApp(App):
         while True:
             try:
                 self.db.heartbeat(self.beat())
-            except Exception:  # top of the thread loop: the database may be down
-                log.warning("node %s: heartbeat failed", self.name, exc_info=True)
+            except Exception as error:  # top of the thread loop: the database may be down
+                log.warning("node %s: heartbeat failed: %s", self.name, error)
             if self._beats.wait(HEARTBEAT_SECONDS):
                 return

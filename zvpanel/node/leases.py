@@ -130,5 +130,5 @@ class Leases:
         while not self._stop.wait(RENEW_SECONDS):
             try:
                 self.refresh()
-            except Exception:  # top of the thread loop: the database may be down for minutes
-                log.warning("node %s: could not renew leases", self.name, exc_info=True)
+            except Exception as error:  # top of the thread loop: the database may be down
+                log.warning("node %s: could not renew leases: %s", self.name, error)
