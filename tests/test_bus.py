@@ -391,3 +391,68 @@ def _png_spread(png: bytes) -> float:
     import numpy as np
 
     return float(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE).std())
+
+
+#: A process that publishes one camera's status on the bus, then waits to be killed.
+PUBLISHER_SCRIPT = """
+import sys, time
+from zvpanel.bus import Bus
+from zvpanel.engine import ResultHub
+from zvpanel.engine.result import CameraStatus
+hub = ResultHub()
+bus = Bus(sys.argv[1], hub, publish=True).start()
+bus.connected.wait(30)
+hub.set_status(CameraStatus(int(sys.argv[2]), "online"))
+print("published", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_engine_process_shows_as_gone_not_online(fleet):
+    """kill -9 of a publishing process: the broker sends its last will, the dashboard's
+    camera goes offline saying why, and its retained "online" status is cleared."""
+    import subprocess
+    import sys
+
+    from zvpanel.bus.feed import ENGINE_GONE
+
+    camera_id = 4242  # a camera only that process publishes
+    hub = fleet["dashboard"].hub
+    process = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER_SCRIPT, fleet["mosquitto"].url, str(camera_id)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "published"
+        wait_until(lambda: hub.status(camera_id) is not None, "the status on the dashboard")
+        assert hub.status(camera_id).state == "online"
+    finally:
+        process.kill()
+        process.wait()
+    wait_until(lambda: hub.status(camera_id).reason == ENGINE_GONE, "the camera marked gone")
+    assert hub.status(camera_id).state == "offline"
+    # Its retained status is cleared: a new subscriber to that camera's status topic and
+    # then to the fleet camera's gets only the latter's retained status (in filter order).
+    assert _retained_statuses(fleet["mosquitto"].url, [camera_id, fleet["camera_id"]]) == [
+        fleet["camera_id"]
+    ]
+
+
+def _retained_statuses(url: str, camera_ids: list[int]) -> list[int]:
+    """Camera ids of the retained status messages a new subscriber gets, until the last
+    camera's (the broker sends them per filter, in the subscription's order)."""
+    got: list[int] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *_: c.subscribe(
+        [(camera_topic(camera_id, "status"), 1) for camera_id in camera_ids]
+    )
+    client.on_message = lambda c, u, message: got.append(orjson.loads(message.payload)["camera_id"])
+    client.connect(*parse_mqtt_url(url))
+    client.loop_start()
+    try:
+        wait_until(lambda: camera_ids[-1] in got, "the last camera's retained status")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got

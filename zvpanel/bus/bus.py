@@ -19,7 +19,7 @@ from ..engine.hub import ResultHub
 from .client import KEEPALIVE_S, make_client, new_origin, parse_mqtt_url
 from .feed import BusFeed, CalibrationSource
 from .publisher import BusPublisher
-from .topics import camera_topic, parse_topic, subscription
+from .topics import GONE_ROOT, camera_topic, gone_topic, parse_topic, subscription
 
 if TYPE_CHECKING:
     from ..app import App
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 WATCH_EXPIRY_S = 15.0
 #: Watches are renewed this often (well inside their expiry).
 WATCH_RENEW_S = 5.0
+#: How long a clean stop waits for its goodbye to reach the broker, seconds.
+GOODBYE_WAIT_S = 2.0
 #: What the feed subscribes to.
 FEED_KINDS = ("status", "detections", "frame")
 
@@ -67,6 +69,9 @@ class Bus:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        if self.publisher is not None:
+            gone = orjson.dumps({"origin": self.origin})
+            self.client.will_set(gone_topic(self.origin), gone, qos=1)
 
     @classmethod
     def for_app(cls, app: App, *, feed: bool = True) -> Bus:
@@ -108,11 +113,19 @@ class Bus:
         self._stop.set()
         if self.publisher is not None:
             self.publisher.stop()
+            self._say_gone()
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _say_gone(self) -> None:
+        """What the last will says, said on a clean stop too (which sends no will)."""
+        if self.connected.is_set():
+            gone = orjson.dumps({"origin": self.origin})
+            info = self.client.publish(gone_topic(self.origin), gone, qos=1)
+            info.wait_for_publish(GOODBYE_WAIT_S)
 
     # ------------------------------------------------------------------ paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -124,6 +137,7 @@ class Bus:
             topics.append((subscription("watch"), 1))
         if self.feed is not None:
             topics += [(subscription(kind), 0) for kind in FEED_KINDS]
+            topics.append((gone_topic("+"), 1))
         if topics:
             client.subscribe(topics)
         self.connected.set()
@@ -151,6 +165,8 @@ class Bus:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         parsed = parse_topic(message.topic)
         if parsed is None:
+            if self.feed is not None and message.topic.startswith(GONE_ROOT + "/"):
+                self._on_gone(message.payload)
             return
         camera_id, kind = parsed
         if kind == "watch":
@@ -158,6 +174,12 @@ class Bus:
                 self.publisher.on_watch(camera_id, message.payload)
         elif self.feed is not None:
             self.feed.on_message(camera_id, kind, message.payload)
+
+    def _on_gone(self, payload: bytes) -> None:
+        """Another process died: its cameras say so here, and their retained "online"
+        status is cleared so that a dashboard starting later does not believe it."""
+        for camera_id in self.feed.origin_gone(payload):
+            self.client.publish(camera_topic(camera_id, "status"), b"", qos=1, retain=True)
 
     # ------------------------------------------------------------------ frame watches
     def _on_demand(self, camera_id: int, wanted: bool) -> None:

@@ -23,13 +23,16 @@ from ..calibration import Calibration
 from ..engine.hub import ResultHub
 from ..engine.result import CameraStatus
 from .messages import result_from_payload, status_from_payload
+from .topics import validate_payload
 
-__all__ = ["BusFeed", "BUS_UNAVAILABLE", "WAITING_FOR_NODE"]
+__all__ = ["BusFeed", "BUS_UNAVAILABLE", "ENGINE_GONE", "WAITING_FOR_NODE"]
 
 log = logging.getLogger(__name__)
 
 #: The reason a camera shows while this process cannot reach the broker.
 BUS_UNAVAILABLE = "bus unavailable"
+#: The reason a camera shows when the process that ran it left the bus without a goodbye.
+ENGINE_GONE = "its engine's process left the bus (stopped or lost); waiting for it"
 #: The reason a camera shows between a reconnect and its first message.
 WAITING_FOR_NODE = "bus reconnected; waiting for the camera's engine"
 #: How long a camera's calibration (read from the shared database) is reused, seconds.
@@ -62,6 +65,7 @@ class BusFeed:
         self._calibrations: dict[int, tuple[float, Calibration | None]] = {}
         self._unavailable: set[int] = set()
         self._fed_at: dict[int, float] = {}  # camera -> when the feed last wrote it
+        self._origins: dict[int, str] = {}  # camera -> the process that publishes it
 
     # ------------------------------------------------------------------ connection
     def bus_lost(self) -> None:
@@ -85,9 +89,12 @@ class BusFeed:
             if kind == "frame":
                 self._on_frame(camera_id, payload)
                 return
+            if not payload:
+                return  # a retained message being cleared
             message = orjson.loads(payload)
             if message.get("origin") == self.origin or message.get("camera_id") != camera_id:
                 return  # our own cameras reach the hub directly
+            self._origins[camera_id] = message["origin"]
             if kind == "status":
                 self._set_status(status_from_payload(message))
             elif kind == "detections":
@@ -97,6 +104,22 @@ class BusFeed:
             log.warning(
                 "camera %s: ignored a bad %s message from the bus: %r", camera_id, kind, error
             )
+
+    def origin_gone(self, payload: bytes) -> list[int]:
+        """A publishing process's last will (``bus_gone.json``): its cameras say so.
+        Returns those cameras (whose retained status the caller clears)."""
+        try:
+            message = orjson.loads(payload)
+            validate_payload("gone", message)
+        except ValueError as error:
+            self.bad_messages += 1
+            log.warning("ignored a bad last will from the bus: %r", error)
+            return []
+        gone = message["origin"]
+        cameras = sorted(c for c, origin in self._origins.items() if origin == gone)
+        for camera_id in cameras:
+            self._set_status(CameraStatus(camera_id, "offline", ENGINE_GONE))
+        return cameras
 
     def feeds(self, camera_id: int) -> bool:
         """True if this camera's results in the hub come from the bus (another process)."""

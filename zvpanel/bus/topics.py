@@ -20,6 +20,8 @@ __all__ = [
     "TOPIC_ROOT",
     "KINDS",
     "camera_topic",
+    "gone_topic",
+    "GONE_ROOT",
     "parse_topic",
     "subscription",
     "bus_validator",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 TOPIC_ROOT = "zvpanel/v1/cameras"
+#: Where the broker announces a publishing process's end (its MQTT last will).
+GONE_ROOT = "zvpanel/v1/origins"
 #: Topic kinds: what a publisher sends (all but watch) and what a viewer sends (watch).
 KINDS = ("status", "counts", "detections", "events", "frame", "watch")
 #: The JSON Schema of each JSON kind (frame is JPEG bytes).
@@ -36,6 +40,7 @@ SCHEMA_OF = {
     "detections": "bus_detections",
     "events": "bus_event",
     "watch": "bus_watch",
+    "gone": "bus_gone",
 }
 
 
@@ -48,6 +53,12 @@ def camera_topic(camera_id: int, kind: str) -> str:
 def subscription(kind: str) -> str:
     """The wildcard topic of one kind for every camera."""
     return f"{TOPIC_ROOT}/+/{kind}"
+
+
+def gone_topic(origin: str) -> str:
+    """The topic of ``origin``'s last will: the broker sends it when that process's
+    connection ends without a goodbye (killed, crashed, network lost)."""
+    return f"{GONE_ROOT}/{origin}/gone"
 
 
 def parse_topic(topic: str) -> tuple[int, str] | None:
