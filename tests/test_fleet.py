@@ -455,3 +455,38 @@ def test_pool_camera_moves_when_its_node_loses_the_database(fleet: Fleet, postgr
     last_a = max(e.timestamp for e in events if e.node == "a")
     first_b = min(e.timestamp for e in events if e.node == "b")
     assert last_a < first_b, "a went on counting after b took the camera"
+
+
+def test_a_lease_has_one_holder_until_it_expires(db_target) -> None:
+    from zvpanel.node import Leases
+
+    with Database(db_target) as db:
+        store = db.create_store("S", "UTC")
+        camera = db.create_camera(store.id, "C", "x.avi").id
+        db.assign_camera(camera, pool="p")
+        assert db.claim_lease(camera, "a@1", 30) is True
+        assert db.claim_lease(camera, "b@1", 30) is False
+        assert db.claim_lease(camera, "a@1", 30) is True  # renewed
+        assert db.lease_holders() == {camera: "a@1"}
+        assert db.claim_lease(camera, "a@1", -1) is True  # now expired, in the db's clock
+        assert db.lease_holders() == {}
+        assert db.claim_lease(camera, "b@1", 30) is True
+        db.release_leases("b@1")
+        # Two processes under one node name (a mistake) still never both run the camera.
+        twins = [Leases(db, "same", "p"), Leases(db, "same", "p")]
+        for leases in twins:
+            leases.refresh()
+        assert [leases.runs(camera) for leases in twins].count(True) == 1
+
+
+def test_a_second_node_on_the_same_outbox_is_refused(fleet: Fleet) -> None:
+    fleet.start_node("n1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZVPANEL_")}
+    env.update(ZVPANEL_DATABASE_URL=fleet.url, ZVPANEL_MODEL=fleet.model_path)
+    command = [sys.executable, "-m", "zvpanel", "node", "--name", "n1"]
+    done = subprocess.run(
+        [*command, "--outbox", str(fleet.outbox("n1"))], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "is in use by another zvpanel node process" in done.stderr
+    fleet.stop_node("n1")

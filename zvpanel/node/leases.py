@@ -16,6 +16,7 @@ Never two at once
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ class Leases:
     ) -> None:
         self.db = db
         self.name = name
+        #: Who holds the leases: this process, not just its name, so that a second node
+        #: started by mistake under the same name cannot run the same cameras.
+        self.holder = f"{name}@{secrets.token_hex(4)}"
         self.pool = pool
         self.on_change = on_change
         self._assigned: dict[int, Assignment] = {}
@@ -70,7 +74,7 @@ class Leases:
         with self._lock:
             self._valid_until.clear()
         try:
-            self.db.release_leases(self.name)
+            self.db.release_leases(self.holder)
         except Exception:  # the database may be the reason we stop; the leases expire anyway
             log.warning(
                 "node %s: could not release its leases; they expire by themselves", self.name
@@ -114,7 +118,7 @@ class Leases:
             if self.pool is None or assignment.pool != self.pool:
                 continue
             sent = time.monotonic()
-            if self.db.claim_lease(camera_id, self.name, LEASE_SECONDS):
+            if self.db.claim_lease(camera_id, self.holder, LEASE_SECONDS):
                 until = sent + LEASE_SECONDS - FENCE_MARGIN_SECONDS
                 with self._lock:
                     self._valid_until[camera_id] = until

@@ -12,6 +12,7 @@ counted, then are pruned.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -19,8 +20,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..errors import ConfigError
 from ..storage import Database, EventRow, utc_text
 from ..storage.values import new_event_uid, now_text
 
@@ -76,6 +78,7 @@ class Outbox:
         self.path = Path(path).expanduser().resolve()
         self.node = node
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner = _lock_file(self.path.with_name(self.path.name + ".lock"), node)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -138,6 +141,23 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        self._owner.close()  # releases the lock
+
+
+def _lock_file(path: Path, node: str) -> IO[str]:
+    """Hold an exclusive lock on ``path`` while the outbox is open (the kernel drops it
+    when the process dies, ``kill -9`` included): two processes sharing an outbox would
+    forward, and mark, each other's events."""
+    owner = open(path, "a")  # noqa: SIM115 (kept open: the lock lives as long as it)
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner.close()
+        raise ConfigError(
+            f"node {node}: the outbox {path.with_suffix('')} is in use by another "
+            "zvpanel node process; give each node its own --name and --outbox"
+        ) from None
+    return owner
 
 
 class Forwarder:

@@ -95,7 +95,8 @@ class FleetMethods:
     # ------------------------------------------------------------------ leases
     def claim_lease(self, camera_id: int, node: str, seconds: float) -> bool:
         """Take or renew ``node``'s lease on a pool camera for ``seconds``; False if
-        another node holds a lease that has not expired."""
+        another holder has a lease that has not expired. ``node`` names the holder: a
+        node process passes its name and an instance token (``NAME@token``)."""
         now = self._backend.epoch_now
         with self._write(serial=False) as conn:
             cursor = conn.execute(
