@@ -258,6 +258,19 @@ async def _first_detections(server_url: str, camera_id: int, token: str) -> dict
     raise AssertionError(f"no detections in {MAX_FEED_MESSAGES} messages from {server_url}")
 
 
+async def _first_event(server_url: str, token: str) -> dict:
+    conn = await websocket_connect(
+        HTTPRequest(server_url.replace("http", "ws") + f"/ws/events?token={token}")
+    )
+    try:
+        while True:  # bounded by the wait below: events come every few seconds
+            message = json.loads(await asyncio.wait_for(conn.read_message(), WAIT_S))
+            if message["type"] == "event":
+                return message
+    finally:
+        conn.close()
+
+
 async def _refused(server_url: str, camera_id: int, token: str) -> bool:
     ws_url = server_url.replace("http", "ws") + f"/ws/detections/{camera_id}?token={token}"
     try:
@@ -271,7 +284,7 @@ async def _refused(server_url: str, camera_id: int, token: str) -> bool:
 @pytest.mark.ui
 def test_two_dashboard_servers_on_one_database_and_bus(fleet, tmp_path, model_path):
     """Two `panel serve` dashboards without engines: a token from one works on the other,
-    both serve the engine's camera on /ws/detections, and ending the user's sessions in
+    both serve the engine's camera on /ws/detections (and its events on /ws/events), and ending the user's sessions in
     the shared database ends the token on both."""
     camera_id = fleet["camera_id"]
     env = {
@@ -295,6 +308,8 @@ def test_two_dashboard_servers_on_one_database_and_bus(fleet, tmp_path, model_pa
         for message in (from_first, from_second):
             assert message["camera_id"] == camera_id and message["status"] == "online"
             assert (message["width"], message["height"]) == (768, 576)
+        event = asyncio.run(_first_event(second.url, token))
+        assert event["camera_id"] == camera_id and event["direction"] in ("entry", "exit")
         with Database(fleet["url"]) as db:
             db.end_sessions("admin")
         assert asyncio.run(_refused(second.url, camera_id, token))
