@@ -38,7 +38,9 @@ CONFIG_POLL_S = 2.0
 
 
 class Engine:
-    """Runs every enabled, calibrated camera of ``db`` in its own worker thread."""
+    """Runs every enabled, calibrated camera of ``db`` in its own worker thread; with
+    ``owns``, only the cameras it says this engine runs (fleet mode: the dashboards run the
+    unassigned cameras, a node those assigned to it, see :mod:`zvpanel.node`)."""
 
     def __init__(
         self,
