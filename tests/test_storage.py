@@ -200,6 +200,14 @@ def test_unreachable_postgres_is_a_config_error_without_the_password(fast_hasher
     assert "s3cret-pw" not in str(info.value) and "zv:***@127.0.0.1" in str(info.value)
 
 
+def test_a_password_in_the_database_urls_query_is_masked_too(postgres, fast_hasher):
+    """PostgreSQL also takes ``?password=``: what messages and logs show must not have it."""
+    url = f"{postgres.new_database()}?password=s3cret-query"  # trust auth: any password
+    with Database(url, password_hasher=fast_hasher) as db:
+        shown = repr(db)
+    assert "s3cret-query" not in shown and "password=***" in shown
+
+
 def test_closed_database_refuses_writes(db_target, fast_hasher):
     db = Database(db_target, password_hasher=fast_hasher)
     db.close()

@@ -1,4 +1,7 @@
-"""Names people type, shown as text: escaped for HTML and Markdown, inert in CSV files.
+"""What pages, messages and logs show: names as text, secrets in URLs masked.
+
+Names people type are escaped for HTML and Markdown and made inert in CSV files;
+camera sources and database URLs are shown through :func:`mask_source`.
 
 Store, camera, line and user names are typed by users, and pages show them to every
 other user. Wherever such text enters HTML or Markdown it goes through :func:`html_text`
@@ -15,10 +18,20 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 
-__all__ = ["html_text", "markdown_text", "csv_cell", "csv_frame", "CSV_FORMULA_PREFIXES"]
+__all__ = [
+    "html_text",
+    "markdown_text",
+    "csv_cell",
+    "csv_frame",
+    "CSV_FORMULA_PREFIXES",
+    "mask_source",
+    "SECRET_MASK",
+    "SECRET_QUERY_KEYS",
+]
 
 #: Characters that can open Markdown markup or HTML anywhere in a line (``_`` only at a
 #: word's edge: inside a word it cannot), and punctuation at the start (a list, quote or
@@ -67,3 +80,38 @@ def csv_frame(df: pd.DataFrame) -> pd.DataFrame:
             safe[column] = safe[column].map(csv_cell)
     safe.columns = [csv_cell(c) for c in safe.columns]
     return safe
+
+
+#: What a URL's password (and secret query values) shows as on pages and in logs.
+SECRET_MASK = "***"
+#: Query parameters whose values are secrets (cameras that take credentials in the URL).
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "token", "key", "secret"})
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
+#: ``scheme://user:`` then anything up to an ``@``: a password typed with ``/``, ``?`` or
+#: ``#`` unencoded, which URL parsing would take for the end of the host.
+_USERINFO_CUT_SHORT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^@]*@")
+
+
+def mask_source(source: str) -> str:
+    """``source`` with the secrets of a URL replaced by :data:`SECRET_MASK`: the password
+    after ``user:`` and the values of query parameters such as ``password`` or ``token``.
+
+    What every page, message and log line shows of a source; anything that is not such a
+    URL comes back unchanged, so the masked text of a file path is the path itself.
+    """
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: mask whatever is user:pass@
+        return _USERINFO_PASSWORD.sub(rf"\1{SECRET_MASK}@", source)
+    if "@" not in parts.netloc and _USERINFO_CUT_SHORT.match(source):
+        # Masked as a password even where it might be a port and path: shown, a secret
+        # must not be the part that guessed wrong.
+        return mask_source(_USERINFO_CUT_SHORT.sub(rf"\1{SECRET_MASK}@", source, count=1))
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:{SECRET_MASK}@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() in SECRET_QUERY_KEYS for key, _ in query):
+        query = [(k, SECRET_MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in query]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts) if parts != urlsplit(source) else source

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 
+from ..display import SECRET_MASK, mask_source
 from ..errors import SourceError
 from .frame import Frame
 
@@ -48,14 +48,6 @@ SourceKind = Literal["file", "stream", "webcam"]
 # is taken as a file path.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
 
-#: What a source's password (and secret query values) shows as on pages and in logs.
-SECRET_MASK = "***"
-#: Query parameters whose values are secrets (cameras that take credentials in the URL).
-SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "token", "key", "secret"})
-_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
-#: ``scheme://user:`` then anything up to an ``@``: a password typed with ``/``, ``?`` or
-#: ``#`` unencoded, which URL parsing would take for the end of the host.
-_USERINFO_CUT_SHORT = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^@]*@")
 
 # A camera that does not answer must not block a thread for ever: FFmpeg gives up
 # connecting after OPEN_TIMEOUT_S and a read that gets no data after READ_TIMEOUT_S.
@@ -118,31 +110,6 @@ def source_kind(source: SourceSpec) -> SourceKind:
         return "webcam"
     scheme = urlsplit(parsed).scheme.lower()
     return "stream" if scheme in STREAM_SCHEMES else "file"
-
-
-def mask_source(source: str) -> str:
-    """``source`` with the secrets of a URL replaced by :data:`SECRET_MASK`: the password
-    after ``user:`` and the values of query parameters such as ``password`` or ``token``.
-
-    What every page, message and log line shows of a source; anything that is not such a
-    URL comes back unchanged, so the masked text of a file path is the path itself.
-    """
-    try:
-        parts = urlsplit(source)
-    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: mask whatever is user:pass@
-        return _USERINFO_PASSWORD.sub(rf"\1{SECRET_MASK}@", source)
-    if "@" not in parts.netloc and _USERINFO_CUT_SHORT.match(source):
-        # Masked as a password even where it might be a port and path: shown, a secret
-        # must not be the part that guessed wrong.
-        return mask_source(_USERINFO_CUT_SHORT.sub(rf"\1{SECRET_MASK}@", source, count=1))
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:{SECRET_MASK}@{host}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key.lower() in SECRET_QUERY_KEYS for key, _ in query):
-        query = [(k, SECRET_MASK if k.lower() in SECRET_QUERY_KEYS else v) for k, v in query]
-        parts = parts._replace(query=urlencode(query, safe="*"))
-    return urlunsplit(parts) if parts != urlsplit(source) else source
 
 
 def describe_source(source: SourceSpec) -> str:

@@ -27,10 +27,10 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from ..config import POSTGRES_SCHEMES, is_postgres_url
+from ..display import mask_source
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
@@ -41,7 +41,6 @@ __all__ = [
     "SqliteBackend",
     "is_postgres_url",
     "open_backend",
-    "redact_url",
 ]
 
 #: How long a write waits for another process's write lock before failing.
@@ -51,15 +50,6 @@ POSTGRES_IDLE_READERS = 4
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 #: The stored UTC text of a time (see :func:`zvpanel.storage.values.utc_text`).
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Connection:
@@ -278,7 +268,7 @@ class PostgresBackend:
 
         self._psycopg = psycopg
         self.url = url
-        self.location = redact_url(url)
+        self.location = mask_source(url)
         self.integrity_errors = (psycopg.IntegrityError,)
         self.operational_errors = (psycopg.OperationalError,)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
