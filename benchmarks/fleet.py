@@ -588,6 +588,8 @@ class Bench:
         self.report_latency()
         self.report_gaps()
         self.report_cpu()
+        self.report_unseen()
+        self.report_logs()
 
     def report_events(self) -> None:
         produced = [row[0] for name in NODES for row in self.outbox_rows(name)]
@@ -686,6 +688,32 @@ class Bench:
             f"  central for the fleet (2 dashboards, PostgreSQL, Mosquitto): "
             f"{100 * central / window / n_nodes:.1f} % of a core per camera"
         )
+
+    def report_unseen(self) -> None:
+        """Which fault the events a dashboard never got were counted in (+5 s after it)."""
+        rows = [row for name in NODES for row in self.outbox_rows(name)]
+        seen = {
+            (m["camera_id"], m["line_id"], m["track_id"], m["direction"], m["frame"])
+            for _, m in self.sockets.messages("dashboard 1", "event")
+        }
+        where: dict[str, int] = defaultdict(int)
+        for r in rows:
+            if (r[1], r[2], r[3], r[4], r[5]) in seen:
+                continue
+            t = utc_seconds(r[6])
+            fault = next((w for w, a, b in self.faults if a - 5 <= t <= b + 5), "no fault")
+            where[fault] += 1
+        text = ", ".join(f"{n} around {w}" for w, n in where.items()) or "none"
+        print(f"events dashboard 1 never got, by when they were counted: {text}")
+
+    def report_logs(self) -> None:
+        logs = sorted(self.folder.glob("*/*.log"))
+        found = {
+            f"{p.parent.name}/{p.name}": n
+            for p in logs
+            if (n := p.read_text(errors="replace").count("Traceback"))
+        }
+        print(f"tracebacks in the logs: {found or 'none'}")
 
 
 def _ws(url: str) -> str:
