@@ -10,6 +10,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import replace
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -32,6 +33,11 @@ from zvpanel.config import load_settings
 from zvpanel.engine import ResultHub
 from zvpanel.engine.result import CameraStatus, FrameResult
 from zvpanel.storage import Database, bootstrap
+from zvpanel.web.auth import issue_token
+from zvpanel.web.jpeg import FrameEncoder
+from zvpanel.web.routes import build_routes
+from zvpanel.web.server import FeedServer
+from zvpanel.web.ws_handlers import FeedRegistry
 
 pytestmark = [pytest.mark.model]
 
@@ -87,9 +93,10 @@ class HubWatcher:
     def __init__(self, app: App, camera_id: int, wants_frames: bool = False) -> None:
         self.results: list[FrameResult] = []
         self.statuses: list[CameraStatus] = []
+        self.events: list[dict] = []  # what /ws/events sends of a camera fed from the bus
         self.sub = app.hub.subscribe(
             self.results.append, [camera_id], wants_frames=wants_frames,
-            on_status=self.statuses.append,
+            on_status=self.statuses.append, on_events=lambda _, m: self.events.extend(m),
         )  # fmt: skip
 
     def close(self) -> None:
@@ -149,10 +156,12 @@ def test_the_dashboard_hub_serves_the_engines_camera(fleet):
     watcher = HubWatcher(fleet["dashboard"], camera_id)
     try:
         wait_until(lambda: any(len(r.detections) for r in watcher.results), "a result with boxes")
-        wait_until(lambda: any(r.events for r in watcher.results), "a result with an event")
+        wait_until(lambda: watcher.events, "an event")
     finally:
         watcher.close()
-    result = next(r for r in watcher.results if r.events)
+    assert watcher.events[0]["camera_id"] == camera_id and "origin" not in watcher.events[0]
+    assert not any(r.events for r in watcher.results)  # events come once, not with frames
+    result = next(r for r in watcher.results if len(r.detections))
     assert result.camera_id == camera_id and result.status.state == "online"
     assert result.frame.width == 768 and result.frame.height == 576
     assert result.calibration.lines and result.counts
@@ -317,37 +326,58 @@ def test_two_dashboard_servers_on_one_database_and_bus(fleet, tmp_path, model_pa
     assert "Traceback" not in first.log_text() + second.log_text()
 
 
-def test_a_frame_with_events_is_published_even_when_a_newer_frame_replaced_it(fleet):
-    """Dashboards take their /ws events from detections messages, so newest-wins must not
-    skip a frame that carries events (the publisher thread was behind)."""
-    recorder, camera_id = fleet["recorder"], fleet["camera_id"]
-    watcher = HubWatcher(fleet["dashboard"], camera_id)
+#: Track ids and frame indexes no real track or frame has (a test node's events).
+FAKE_TRACK = 900_000
+FAKE_FRAME = 9_000_000
+
+
+def test_ws_events_of_a_bus_fed_dashboard_has_each_event_once(fleet):
+    """A dashboard's /ws/events takes a bus camera's events from the QoS 1 events topic,
+    not from the QoS 0 detections: an event whose detections message was lost still
+    comes, and one whose detections came too comes once."""
+    camera_id, dashboard = fleet["camera_id"], fleet["dashboard"]
+    watcher = HubWatcher(fleet["engine"], camera_id)
     try:
-        wait_until(lambda: len([r for r in watcher.results if r.events]) >= 1, "an event")
-        wait_until(
-            lambda: watcher.results[-1].frame.index > _with_event(watcher).frame.index,
-            "a newer frame",
-        )
+        wait_until(lambda: any(r.events for r in watcher.results), "an event")
     finally:
         watcher.close()
-    with_event, newer = _with_event(watcher), watcher.results[-1]
-    hub = ResultHub()
-    bus = Bus(fleet["mosquitto"].url, hub, publish=True).start()
-    try:
-        wait_until(bus.connected.is_set, "the bus to connect")
-        # As if the publisher thread had fallen behind: a newer frame replaced the one
-        # with events in the one-slot buffer.
-        bus.publisher._send({camera_id: newer}, {}, deque([with_event]))
-
-        def mine() -> list[int]:
-            return [p["frame"] for p in recorder.json("detections") if p["origin"] == bus.origin]
-
-        wait_until(
-            lambda: {with_event.frame.index, newer.frame.index} <= set(mine()),
-            "both frames' detections on the bus",
+    real = _with_event(watcher)
+    lost, sent, last = (
+        replace(
+            real,
+            frame=replace(real.frame, index=FAKE_FRAME + k),
+            events=(replace(real.events[0], track_id=FAKE_TRACK + k),),
         )
+        for k in range(3)
+    )
+    routes = build_routes(lambda: dashboard, encoder_provider=FrameEncoder, registry=FeedRegistry())
+    version = dashboard.db.get_user("admin").token_version  # an earlier test ended sessions
+    token = issue_token(dashboard.settings, "admin", admin=True, version=version)
+    node = Bus(fleet["mosquitto"].url, ResultHub(), publish=True).start()
+
+    async def fake_tracks(url: str) -> list[int]:
+        conn = await websocket_connect(HTTPRequest(f"{url}/ws/events?token={token}"))
+        try:
+            assert json.loads(await conn.read_message())["type"] == "hello"
+            # lost: its events go, its detections do not; sent: both; last: ends the read.
+            node.publisher._send({camera_id: sent}, {}, deque([lost, sent]))
+            node.publisher._send({}, {}, deque([last]))
+            seen: list[int] = []
+            while FAKE_TRACK + 2 not in seen:  # bounded by the wait below
+                message = json.loads(await asyncio.wait_for(conn.read_message(), WAIT_S))
+                if message["type"] == "event" and message["track_id"] >= FAKE_TRACK:
+                    seen.append(message["track_id"])
+            return seen
+        finally:
+            conn.close()
+
+    try:
+        wait_until(node.connected.is_set, "the test node to connect")
+        with FeedServer(routes) as server:
+            seen = asyncio.run(fake_tracks(server.ws_url))
     finally:
-        bus.stop()
+        node.stop()
+    assert seen == [FAKE_TRACK, FAKE_TRACK + 1, FAKE_TRACK + 2]
 
 
 def _with_event(watcher: HubWatcher) -> FrameResult:

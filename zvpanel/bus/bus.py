@@ -137,6 +137,7 @@ class Bus:
             topics.append((subscription("watch"), 1))
         if self.feed is not None:
             topics += [(subscription(kind), 0) for kind in FEED_KINDS]
+            topics.append((subscription("events"), 1))  # every event, unlike detections
             topics.append((gone_topic("+"), 1))
         if topics:
             client.subscribe(topics)

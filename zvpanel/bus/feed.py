@@ -1,7 +1,8 @@
 """Dashboard side of the bus: the cameras other processes run, fed into this process's hub.
 
 Messages arrive on paho's network thread and go into the hub as the engine's own results
-would (``hub.publish`` / ``hub.set_status``), so the pages and the WebSocket feed serve
+would (``hub.publish`` / ``hub.set_status``; events, from their reliable topic, by
+``hub.publish_events``), so the pages and the WebSocket feed serve
 them with their usual rules: newest wins, nobody waits on a slow viewer. While the broker
 is unreachable every camera the feed serves says so (state ``reconnecting``, reason
 :data:`BUS_UNAVAILABLE`); the retained statuses that come on reconnecting replace it.
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -99,6 +101,8 @@ class BusFeed:
                 self._set_status(status_from_payload(message))
             elif kind == "detections":
                 self._on_detections(camera_id, message)
+            elif kind == "events":
+                self._on_event(camera_id, message)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             self.bad_messages += 1
             log.warning(
@@ -148,11 +152,17 @@ class BusFeed:
         with self._lock:
             status = self._statuses.get(camera_id)
         image = self._images.get(camera_id) if self.hub.frames_wanted(camera_id) else None
-        result = result_from_payload(message, calibration, status, image)
+        # Its events reach the hub from the events topic (QoS 1): detections may be lost.
+        result = replace(result_from_payload(message, calibration, status, image), events=())
         with self._lock:
             self._statuses[camera_id] = result.status
             self._fed_at[camera_id] = time.monotonic()
         self.hub.publish(result)
+
+    def _on_event(self, camera_id: int, message: dict[str, Any]) -> None:
+        validate_payload("events", message)
+        del message["origin"]  # what is left is the /ws/events message
+        self.hub.publish_events(camera_id, [message])
 
     def _calibration(self, camera_id: int) -> Calibration | None:
         now = time.monotonic()

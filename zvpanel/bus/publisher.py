@@ -158,11 +158,6 @@ class BusPublisher:
             for payload in event_payloads(result, self.origin):
                 self._publish(result.camera_id, "events", payload, qos=1)
             self._send_counts(result)
-            if newest.get(result.camera_id) is not result:
-                # A newer frame replaced it: its detections still go, since dashboards
-                # take the events of their /ws feeds from the detections messages.
-                payload = detections_payload(result, self.origin)
-                self._publish(result.camera_id, "detections", payload)
         for result in newest.values():
             self._send_result(result)
 

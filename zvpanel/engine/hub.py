@@ -11,6 +11,11 @@ A camera's status reaches ``on_status`` listeners when its state or reason chang
 (:meth:`ResultHub.set_status` while no frame comes: connecting, reconnecting, offline,
 disabled; and on the first frame after such a state), so a feed can say why a camera
 went quiet.
+
+A camera fed from the bus (``zvpanel.bus.feed``) has its results published without their
+events (those come in newest-wins detections messages, which may be lost) and its events,
+from the bus's reliable events topic, told to ``on_events`` listeners by
+:meth:`ResultHub.publish_events`: each event once, none missed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,18 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .result import CameraStatus, FrameResult
 
-__all__ = ["ResultHub", "Subscription", "Listener", "StatusListener", "DemandListener"]
+__all__ = [
+    "ResultHub",
+    "Subscription",
+    "Listener",
+    "StatusListener",
+    "DemandListener",
+    "EventsListener",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,8 @@ Listener = Callable[[FrameResult], None]
 StatusListener = Callable[[CameraStatus], None]
 #: Told (camera id, True) when someone starts wanting a camera's frames, False when nobody does.
 DemandListener = Callable[[int, bool], None]
+#: Told a camera's events that came without their frame: ``/ws/events`` ``event`` messages.
+EventsListener = Callable[[int, list[dict[str, Any]]], None]
 
 
 @dataclass(eq=False)
@@ -40,6 +55,7 @@ class Subscription:
     listener: Listener | None  # None: statuses only
     wants_frames: bool = False
     on_status: StatusListener | None = None
+    on_events: EventsListener | None = None
 
     def wants(self, camera_id: int) -> bool:
         return self.camera_ids is None or camera_id in self.camera_ids
@@ -80,6 +96,16 @@ class ResultHub:
                 sub.listener(result)
             except Exception:  # a broken listener must not stop the camera
                 log.exception("listener failed for camera %s", result.camera_id)
+
+    def publish_events(self, camera_id: int, messages: list[dict[str, Any]]) -> None:
+        """Events of a camera whose results are published without them (the bus feed)."""
+        with self._lock:
+            subs = [s for s in self._subs if s.on_events is not None and s.wants(camera_id)]
+        for sub in subs:
+            try:
+                sub.on_events(camera_id, messages)
+            except Exception:  # a broken listener must not stop the feed
+                log.exception("events listener failed for camera %s", camera_id)
 
     def set_status(self, status: CameraStatus) -> None:
         """Status without a frame (connecting, reconnecting, offline, stopped)."""
@@ -125,11 +151,13 @@ class ResultHub:
         camera_ids: Iterable[int] | None = None,
         wants_frames: bool = False,
         on_status: StatusListener | None = None,
+        on_events: EventsListener | None = None,
     ) -> Subscription:
-        """Call ``listener`` with each result and ``on_status`` with each status change
-        of ``camera_ids`` (every camera, also those added later, if None)."""
+        """Call ``listener`` with each result, ``on_status`` with each status change and
+        ``on_events`` with each :meth:`publish_events` of ``camera_ids`` (every camera,
+        also those added later, if None)."""
         ids = None if camera_ids is None else frozenset(camera_ids)
-        sub = Subscription(self, ids, listener, wants_frames, on_status)
+        sub = Subscription(self, ids, listener, wants_frames, on_status, on_events)
         with self._lock:
             self._subs.append(sub)
             if wants_frames:

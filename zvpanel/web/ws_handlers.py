@@ -42,6 +42,7 @@ from tornado.locks import Event
 from tornado.util import TimeoutError as TornadoTimeoutError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from ..engine.hub import EventsListener
 from ..engine.result import CameraStatus, FrameResult
 from ..errors import AuthError
 from ..numbers import finite_float, whole_number
@@ -283,6 +284,7 @@ class FeedHandler(AuthenticatedSocket):
             None if self.follows_new_cameras else self.camera_ids,
             wants_frames=self.wants_frames,
             on_status=self._on_status,
+            on_events=self.events_listener(),
         )
         self.seed(self.camera_ids)
         self.loop.add_callback(self._run_sender)
@@ -293,6 +295,10 @@ class FeedHandler(AuthenticatedSocket):
 
     def options(self) -> dict[str, Any]:
         return {"max_fps": self.max_fps}
+
+    def events_listener(self) -> EventsListener | None:
+        """The hub listener for events published without their frame (none by default)."""
+        return None
 
     def seed(self, camera_ids: list[int]) -> None:
         """Queue what a new client sees at once: each camera's newest result, or why it
@@ -329,11 +335,15 @@ class FeedHandler(AuthenticatedSocket):
     # ------------------------------------------------------------------ engine thread
     def _on_result(self, result: FrameResult) -> None:
         """Hub listener (engine thread): keep the newest, wake the loop, return at once."""
-        if result.camera_id not in self._cameras:
-            self._check_new_camera(result.camera_id)
+        self._keep(result.camera_id, lambda: self._store(result))
+
+    def _keep(self, camera_id: int, store: Callable[[], bool]) -> None:
+        """Run ``store`` (lock held) for a camera this socket sends, and wake the loop."""
+        if camera_id not in self._cameras:
+            self._check_new_camera(camera_id)
             return
         with self._lock:
-            if self._closed or not self._store(result) or self._wake_scheduled:
+            if self._closed or not store() or self._wake_scheduled:
                 return
             self._wake_scheduled = True
         self.loop.add_callback(self._wake)
@@ -619,10 +629,20 @@ class EventsHandler(FeedHandler):
         for camera_id in camera_ids:
             self._seed_status(camera_id)
 
+    def events_listener(self) -> EventsListener:
+        return self._on_events
+
+    def _on_events(self, camera_id: int, messages: list[dict[str, Any]]) -> None:
+        """Hub events listener (bus thread): events whose frames come without them."""
+        self._keep(camera_id, lambda: self._queue(messages))
+
     def _store(self, result: FrameResult) -> bool:
-        if not result.events:
+        return self._queue(event_messages(result))
+
+    def _queue(self, messages: list[dict[str, Any]]) -> bool:
+        if not messages:
             return False
-        for message in event_messages(result):
+        for message in messages:
             if len(self._events) >= EVENT_QUEUE_MAX:
                 self._events.popleft()
                 self.dropped += 1
