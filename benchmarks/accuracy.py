@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from zvpanel.calibration import Calibration, CountingLine, parse_calibration
-from zvpanel.config import PROJECT_ROOT, load_settings
+from zvpanel.config import PROJECT_ROOT, Settings, load_settings
 from zvpanel.counting import CrossingEvent
 from zvpanel.detections import Detections
 from zvpanel.errors import ZvpanelError
@@ -120,6 +120,24 @@ def load_scene(
         parse_calibration({"lines": [x.model_dump() for x in lines]}), gt, frames
     )
     return SceneData(scene, cache.fps, detections[:frames], gt, lines, true)
+
+
+def selected_scenes(
+    scenes_file: Path, names: str | None, settings: Settings, cache_dir: Path
+) -> Iterator[SceneData]:
+    """Each scene of ``scenes_file`` named in ``names`` (comma separated; None: all), loaded
+    with the detector the settings describe."""
+    wanted = None if not names else {name.strip() for name in names.split(",")}
+    for scene in load_scenes(scenes_file):
+        if wanted is None or scene.name in wanted:
+            yield load_scene(
+                scene,
+                settings.model,
+                settings.confidence,
+                settings.imgsz,
+                cache_dir,
+                settings.rect_inference,
+            )
 
 
 def rates(indices: list[int], fps: float, frames: int) -> tuple[float, float]:
@@ -311,19 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = load_settings(**({"model": args.model} if args.model else {}))
-    wanted = None if not args.scenes else {s.strip() for s in args.scenes.split(",")}
     summaries = []
-    for scene in load_scenes(args.scenes_file):
-        if wanted is not None and scene.name not in wanted:
-            continue
-        data = load_scene(
-            scene,
-            settings.model,
-            settings.confidence,
-            settings.imgsz,
-            args.cache_dir,
-            settings.rect_inference,
-        )
+    for data in selected_scenes(args.scenes_file, args.scenes, settings, args.cache_dir):
+        scene = data.scene
         columns = {"default": measure_zvpanel(data, None)}
         for rate in [r.strip() for r in args.rates.split(",") if r.strip()]:
             fps = data.fps if rate == "full" else float(rate)

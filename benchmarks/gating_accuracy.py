@@ -15,11 +15,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from accuracy import DEFAULT_CACHE_DIR, SCENES, SceneData, _measured, _Replay, load_scene, summary
+from accuracy import (
+    DEFAULT_CACHE_DIR,
+    SCENES,
+    SceneData,
+    _measured,
+    _Replay,
+    selected_scenes,
+    summary,
+)
 
 from zvpanel.config import load_settings
 from zvpanel.detection.motion import GatedDetector
-from zvpanel.evaluation import load_scenes
 from zvpanel.pipeline import CountingPipeline, FrameSampler, run_offline
 from zvpanel.sources import iter_frames
 
@@ -49,18 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     args = parser.parse_args(argv)
     settings = load_settings()
-    wanted = None if not args.scenes else {s.strip() for s in args.scenes.split(",")}
-    for scene in load_scenes(SCENES):
-        if wanted is not None and scene.name not in wanted:
-            continue
-        data = load_scene(
-            scene,
-            settings.model,
-            settings.confidence,
-            settings.imgsz,
-            args.cache_dir,
-            settings.rect_inference,
-        )
+    for data in selected_scenes(SCENES, args.scenes, settings, args.cache_dir):
         for gating in (False, True):
             line, taken, ran = measure(data, gating)
             state = "on " if gating else "off"
