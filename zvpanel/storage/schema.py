@@ -184,8 +184,44 @@ _V4 = (
     """,
 )
 
+# Zones (issue 13): polygon zones of a camera's calibration (``points``: JSON list of
+# [x, y] pixel vertices; ``queue``: the zone is a queue) and the enter/leave events of
+# tracks in them, stored like crossings (``uid``/``node`` as for ``events``, so nodes
+# forward them through the same outbox). ``dwell_s``: seconds the track was inside, on
+# ``leave`` only.
+_V5 = (
+    """
+    CREATE TABLE calibration_zones (
+        camera_id INTEGER NOT NULL REFERENCES calibrations (camera_id) ON DELETE CASCADE,
+        zone_id   TEXT NOT NULL,
+        points    TEXT NOT NULL,
+        queue     INTEGER NOT NULL DEFAULT 0 CHECK (queue IN (0, 1)),
+        position  INTEGER NOT NULL,
+        PRIMARY KEY (camera_id, zone_id)
+    )
+    """,
+    """
+    CREATE TABLE zone_events (
+        id          INTEGER PRIMARY KEY,
+        store_id    INTEGER NOT NULL REFERENCES stores (id),
+        camera_id   INTEGER NOT NULL REFERENCES cameras (id),
+        zone_id     TEXT NOT NULL,
+        track_id    INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('enter', 'leave')),
+        ts_utc      TEXT NOT NULL,
+        frame_index INTEGER NOT NULL,
+        dwell_s     REAL CHECK ((kind = 'leave') = (dwell_s IS NOT NULL)),
+        uid         TEXT,
+        node        TEXT
+    )
+    """,
+    "CREATE UNIQUE INDEX zone_events_uid ON zone_events (uid)",
+    "CREATE INDEX zone_events_camera_ts ON zone_events (camera_id, ts_utc)",
+    "CREATE INDEX zone_events_store_ts ON zone_events (store_id, ts_utc)",
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
