@@ -220,8 +220,56 @@ _V5 = (
     "CREATE INDEX zone_events_store_ts ON zone_events (store_id, ts_utc)",
 )
 
+# Occupancy alerts and scheduled reports (issue 13 items 6 and 7).
+# ``occupancy_limits``: a limit per store (camera_id 0, zone_id '') or per zone of a
+# camera. The alert is raised when occupancy goes above ``max_people`` and cleared when
+# it falls to ``max_people - hysteresis`` or below; ``exceeded`` is its state. The process
+# whose ``UPDATE ... WHERE exceeded = <old>`` changes the state records the transition
+# and sends the webhook, so several dashboard processes fire each crossing once.
+# ``alert_transitions``: each raise and clear, with what became of its webhook.
+# ``report_runs``: each scheduled report period, claimed by the one process that writes it.
+_V6 = (
+    """
+    CREATE TABLE occupancy_limits (
+        store_id    INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        camera_id   INTEGER NOT NULL DEFAULT 0,
+        zone_id     TEXT NOT NULL DEFAULT '',
+        max_people  INTEGER NOT NULL CHECK (max_people > 0),
+        hysteresis  INTEGER NOT NULL CHECK (hysteresis >= 0),
+        webhook_url TEXT,
+        exceeded    INTEGER NOT NULL DEFAULT 0 CHECK (exceeded IN (0, 1)),
+        changed_at  TEXT,
+        PRIMARY KEY (store_id, camera_id, zone_id)
+    )
+    """,
+    """
+    CREATE TABLE alert_transitions (
+        id         INTEGER PRIMARY KEY,
+        store_id   INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        camera_id  INTEGER NOT NULL,
+        zone_id    TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('exceeded', 'cleared')),
+        occupancy  INTEGER NOT NULL,
+        max_people INTEGER NOT NULL,
+        at         TEXT NOT NULL,
+        webhook    TEXT NOT NULL CHECK (webhook IN ('none', 'pending', 'sent', 'failed')),
+        attempts   INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX alert_transitions_store_at ON alert_transitions (store_id, at)",
+    """
+    CREATE TABLE report_runs (
+        store_id   INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        period     TEXT NOT NULL CHECK (period IN ('day', 'week')),
+        first_day  TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (store_id, period, first_day)
+    )
+    """,
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
