@@ -268,8 +268,44 @@ _V6 = (
     """,
 )
 
+# Review of counts (issue 13 item 5). ``event_crops``: a small JPEG around the person at
+# each crossing, keyed by the event's uid; it goes when its event goes (retention rolls
+# events up) or earlier, after ``ZVPANEL_CROPS_RETENTION_DAYS``. ``event_reviews``: a
+# reviewer's verdict on an event (``wrong``, ``double``; one per event, a new verdict
+# replaces it) or a crossing the counter missed (``missed``: no event). Reviews never
+# change ``events``; each keeps the event's camera, line, direction and time, so the
+# reviewed counts of a day survive the roll-up of its raw events.
+_V7 = (
+    """
+    CREATE TABLE event_crops (
+        uid       TEXT PRIMARY KEY REFERENCES events (uid) ON DELETE CASCADE,
+        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        ts_utc    TEXT NOT NULL,
+        jpeg      BLOB NOT NULL
+    )
+    """,
+    "CREATE INDEX event_crops_ts ON event_crops (ts_utc)",
+    """
+    CREATE TABLE event_reviews (
+        id         INTEGER PRIMARY KEY,
+        event_uid  TEXT,
+        store_id   INTEGER NOT NULL REFERENCES stores (id),
+        camera_id  INTEGER NOT NULL REFERENCES cameras (id),
+        line_id    TEXT NOT NULL,
+        direction  TEXT NOT NULL CHECK (direction IN ('entry', 'exit')),
+        ts_utc     TEXT NOT NULL,
+        verdict    TEXT NOT NULL CHECK (verdict IN ('wrong', 'double', 'missed')),
+        reviewer   TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        CHECK ((verdict = 'missed') = (event_uid IS NULL))
+    )
+    """,
+    "CREATE UNIQUE INDEX event_reviews_event ON event_reviews (event_uid)",
+    "CREATE INDEX event_reviews_camera_ts ON event_reviews (camera_id, ts_utc)",
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
