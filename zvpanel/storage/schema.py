@@ -304,8 +304,55 @@ _V7 = (
     "CREATE INDEX event_reviews_camera_ts ON event_reviews (camera_id, ts_utc)",
 )
 
+# Downtime-aware charts and heat maps (issue 13 items 4 and 3).
+# ``camera_status_changes``: each change of a camera's state or reason, as the engine
+# running it saw it (``uid`` given when recorded, so a node's forwarder may send it twice).
+# ``camera_coverage``: seconds a camera was online in each UTC quarter hour, per ``run``
+# (a random id per engine process): a run writes its running total (not an increment),
+# so writing it again is harmless and two processes never overwrite each other. A camera
+# is covered only for time credited here; a process that dies stops being credited.
+# ``heat_cells``: tracked people's anchor points entering each cell of a camera's coarse
+# grid (``col``, ``row`` of HEAT_COLUMNS x HEAT_ROWS over the frame) per UTC hour, per run.
+_V8 = (
+    """
+    CREATE TABLE camera_status_changes (
+        id        INTEGER PRIMARY KEY,
+        uid       TEXT NOT NULL UNIQUE,
+        store_id  INTEGER NOT NULL REFERENCES stores (id),
+        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        ts_utc    TEXT NOT NULL,
+        state     TEXT NOT NULL,
+        reason    TEXT,
+        node      TEXT
+    )
+    """,
+    "CREATE INDEX camera_status_changes_camera_ts ON camera_status_changes (camera_id, ts_utc)",
+    """
+    CREATE TABLE camera_coverage (
+        store_id    INTEGER NOT NULL REFERENCES stores (id),
+        camera_id   INTEGER NOT NULL REFERENCES cameras (id),
+        quarter_utc TEXT NOT NULL,
+        run         TEXT NOT NULL,
+        online_s    REAL NOT NULL CHECK (online_s >= 0 AND online_s <= 900),
+        PRIMARY KEY (camera_id, quarter_utc, run)
+    )
+    """,
+    "CREATE INDEX camera_coverage_store_quarter ON camera_coverage (store_id, quarter_utc)",
+    """
+    CREATE TABLE heat_cells (
+        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        hour_utc  TEXT NOT NULL,
+        run       TEXT NOT NULL,
+        col       INTEGER NOT NULL CHECK (col >= 0),
+        row       INTEGER NOT NULL CHECK (row >= 0),
+        visits    INTEGER NOT NULL CHECK (visits > 0),
+        PRIMARY KEY (camera_id, hour_utc, run, col, row)
+    )
+    """,
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
