@@ -312,7 +312,7 @@ _V7 = (
 # so writing it again is harmless and two processes never overwrite each other. A camera
 # is covered only for time credited here; a process that dies stops being credited.
 # ``heat_cells``: tracked people's anchor points entering each cell of a camera's coarse
-# grid (``col``, ``row`` of HEAT_COLUMNS x HEAT_ROWS over the frame) per UTC hour, per run.
+# grid (``cell_x``, ``cell_y``: column and row of the frame's grid) per UTC hour, per run.
 _V8 = (
     """
     CREATE TABLE camera_status_changes (
@@ -343,10 +343,10 @@ _V8 = (
         camera_id INTEGER NOT NULL REFERENCES cameras (id),
         hour_utc  TEXT NOT NULL,
         run       TEXT NOT NULL,
-        col       INTEGER NOT NULL CHECK (col >= 0),
-        row       INTEGER NOT NULL CHECK (row >= 0),
+        cell_x    INTEGER NOT NULL CHECK (cell_x >= 0),
+        cell_y    INTEGER NOT NULL CHECK (cell_y >= 0),
         visits    INTEGER NOT NULL CHECK (visits > 0),
-        PRIMARY KEY (camera_id, hour_utc, run, col, row)
+        PRIMARY KEY (camera_id, hour_utc, run, cell_x, cell_y)
     )
     """,
 )
