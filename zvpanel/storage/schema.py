@@ -351,8 +351,12 @@ _V8 = (
     """,
 )
 
+# Store overview (issue 13 item 1): entries of a store in a time window, counted from
+# the index alone (no table reads), for the windows of every store in one query.
+_V9 = ("CREATE INDEX events_store_direction_ts ON events (store_id, direction, ts_utc)",)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
