@@ -1,4 +1,4 @@
-"""A camera's calibration: region of interest, counting lines, detection rate, hysteresis."""
+"""A camera's calibration: region of interest, counting lines, zones, detection rate, hysteresis."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import CalibrationError
-from .geometry import Anchor
+from .geometry import Anchor, polygon_area, polygon_is_simple
 
 __all__ = [
     "Orientation",
     "CountingLine",
+    "Zone",
     "Calibration",
     "MIN_DETECTION_FPS",
     "MAX_DETECTION_FPS",
@@ -24,6 +25,13 @@ MIN_DETECTION_FPS = 0.5
 MAX_DETECTION_FPS = 30.0
 #: A line shorter than this (pixels) cannot be crossed reliably.
 MIN_LINE_LENGTH = 10.0
+#: A zone is a polygon of this many vertices at least and at most.
+MIN_ZONE_VERTICES = 3
+MAX_ZONE_VERTICES = 64
+#: A zone smaller than this (pixels²) cannot hold a person's anchor point reliably.
+MIN_ZONE_AREA = 100.0
+#: Lines and zones of a camera, together, at most (each one costs work per frame).
+MAX_LINES_AND_ZONES = 32
 
 
 class CountingLine(BaseModel):
@@ -62,6 +70,39 @@ class CountingLine(BaseModel):
         return -1 if self.orientation == "leftToRight" else 1
 
 
+class Zone(BaseModel):
+    """A polygon in image pixels; a track is inside when its anchor point is.
+
+    Zone ids share the namespace of the camera's line ids, so a name on the calibration
+    page, in the feed's counts or in a chart means one thing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field("zone-1", min_length=1, max_length=64, description="Name, unique per camera.")
+    points: tuple[tuple[float, float], ...] = Field(
+        ...,
+        min_length=MIN_ZONE_VERTICES,
+        max_length=MAX_ZONE_VERTICES,
+        description="Vertices x, y in pixels, in drawing order; the polygon closes itself.",
+    )
+    queue: bool = Field(
+        False, description="A queue: its occupancy is the queue length, dwell the waiting time."
+    )
+
+    @model_validator(mode="after")
+    def _polygon_ok(self) -> Zone:
+        area = polygon_area(self.points)
+        if area < MIN_ZONE_AREA:
+            raise ValueError(
+                f"zone {self.id!r} has an area of {area:.0f} px²; it must be at least "
+                f"{MIN_ZONE_AREA:.0f} px²"
+            )
+        if not polygon_is_simple(self.points):
+            raise ValueError(f"zone {self.id!r}: its edges cross or touch each other")
+        return self
+
+
 class Calibration(BaseModel):
     """Everything the engine needs to count on one camera."""
 
@@ -71,6 +112,7 @@ class Calibration(BaseModel):
         None, description="Region of interest x1, y1, x2, y2 in pixels; None = whole frame."
     )
     lines: tuple[CountingLine, ...] = Field(..., min_length=1, description="Counting lines.")
+    zones: tuple[Zone, ...] = Field((), description="Zones (occupancy, dwell, queues).")
     detection_fps: float = Field(
         5.0,
         ge=MIN_DETECTION_FPS,
@@ -96,9 +138,13 @@ class Calibration(BaseModel):
 
     @model_validator(mode="after")
     def _lines_ok(self) -> Calibration:
-        ids = [line.id for line in self.lines]
+        ids = [line.id for line in self.lines] + [zone.id for zone in self.zones]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"line ids must be unique, got {ids}")
+            raise ValueError(f"line and zone ids must be unique together, got {ids}")
+        if len(ids) > MAX_LINES_AND_ZONES:
+            raise ValueError(
+                f"{len(ids)} lines and zones; at most {MAX_LINES_AND_ZONES} per camera"
+            )
         for line in self.lines:
             if line.length < MIN_LINE_LENGTH:
                 raise ValueError(
@@ -120,6 +166,13 @@ class Calibration(BaseModel):
                     problems.append(
                         f"line {line.id!r} {name} ({x:g}, {y:g}) is outside the {width}x{height} frame"
                     )
+        for zone in self.zones:
+            outside = [(x, y) for x, y in zone.points if not inside(x, y)]
+            if outside:
+                x, y = outside[0]
+                problems.append(
+                    f"zone {zone.id!r} vertex ({x:g}, {y:g}) is outside the {width}x{height} frame"
+                )
         if self.roi is not None:
             x1, y1, x2, y2 = self.roi
             if not (inside(x1, y1) and inside(x2, y2)):
@@ -130,6 +183,15 @@ class Calibration(BaseModel):
                         problems.append(
                             f"line {line.id!r} {name} ({x:g}, {y:g}) is outside the roi {self.roi}"
                         )
+            # People are detected only inside the ROI: a zone reaching out of it would
+            # look emptier than it is.
+            for zone in self.zones:
+                for x, y in zone.points:
+                    if not (x1 <= x <= x2 and y1 <= y <= y2):
+                        problems.append(
+                            f"zone {zone.id!r} vertex ({x:g}, {y:g}) is outside the roi {self.roi}"
+                        )
+                        break
         if problems:
             raise CalibrationError("; ".join(problems))
 

@@ -16,6 +16,7 @@ Deleting never loses what was recorded
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -229,6 +230,11 @@ class ConfigurationMethods:
                 "WHERE camera_id = ? ORDER BY position",
                 (camera_id,),
             ).fetchall()
+            zones = conn.execute(
+                "SELECT zone_id, points, queue FROM calibration_zones "
+                "WHERE camera_id = ? ORDER BY position",
+                (camera_id,),
+            ).fetchall()
         roi = None
         if row["roi_x1"] is not None:
             roi = (row["roi_x1"], row["roi_y1"], row["roi_x2"], row["roi_y2"])
@@ -236,6 +242,14 @@ class ConfigurationMethods:
             {
                 "roi": roi,
                 "lines": [dict(line) for line in lines],
+                "zones": [
+                    {
+                        "id": z["zone_id"],
+                        "points": json.loads(z["points"]),
+                        "queue": bool(z["queue"]),
+                    }
+                    for z in zones
+                ],
                 "detection_fps": row["detection_fps"],
                 "anchor": row["anchor"],
                 "min_distance": row["min_distance"],
@@ -285,6 +299,15 @@ class ConfigurationMethods:
                 [
                     (camera_id, ln.id, ln.x1, ln.y1, ln.x2, ln.y2, ln.orientation, i)
                     for i, ln in enumerate(calibration.lines)
+                ],
+            )
+            conn.execute("DELETE FROM calibration_zones WHERE camera_id = ?", (camera_id,))
+            conn.executemany(
+                "INSERT INTO calibration_zones (camera_id, zone_id, points, queue, position) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (camera_id, zone.id, json.dumps(zone.points), int(zone.queue), i)
+                    for i, zone in enumerate(calibration.zones)
                 ],
             )
         self._notify("calibration", camera_id)
