@@ -355,8 +355,40 @@ _V8 = (
 # the index alone (no table reads), for the windows of every store in one query.
 _V9 = ("CREATE INDEX events_store_direction_ts ON events (store_id, direction, ts_utc)",)
 
+# Pool cameras through outages (issue 12 items 3 and 5): a node that held a camera's
+# lease keeps counting while it cannot reach the database. ``lease_terms``: who held each
+# pool camera's lease when (``started_at`` .. ``ended_at``, seconds since the epoch in the
+# database's clock; ``ended_at`` follows the renewals); a forwarded event that lies in
+# another node's term is not stored in ``events`` but in ``superseded_events`` (that
+# other node counted the camera then), so no crossing is counted twice.
+_V10 = (
+    """
+    CREATE TABLE lease_terms (
+        id         INTEGER PRIMARY KEY,
+        camera_id  INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
+        holder     TEXT NOT NULL,
+        node       TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at   REAL NOT NULL,
+        CHECK (ended_at >= started_at)
+    )
+    """,
+    "CREATE INDEX lease_terms_camera_end ON lease_terms (camera_id, ended_at)",
+    """
+    CREATE TABLE superseded_events (
+        uid       TEXT PRIMARY KEY,
+        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        node      TEXT NOT NULL,
+        ts_utc    TEXT NOT NULL,
+        held_by   TEXT NOT NULL
+    )
+    """,
+)
+
 #: Migration n (1-based) takes the schema from version n-1 to n. Append only.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10
+)  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
