@@ -311,6 +311,7 @@ _V7 = (
 # (a random id per engine process): a run writes its running total (not an increment),
 # so writing it again is harmless and two processes never overwrite each other. A camera
 # is covered only for time credited here; a process that dies stops being credited.
+# A store deleted (it has no events) takes its cameras' records with it.
 # ``heat_cells``: tracked people's anchor points entering each cell of a camera's coarse
 # grid (``cell_x``, ``cell_y``: column and row of the frame's grid) per UTC hour, per run.
 _V8 = (
@@ -318,8 +319,8 @@ _V8 = (
     CREATE TABLE camera_status_changes (
         id        INTEGER PRIMARY KEY,
         uid       TEXT NOT NULL UNIQUE,
-        store_id  INTEGER NOT NULL REFERENCES stores (id),
-        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        store_id  INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        camera_id INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
         ts_utc    TEXT NOT NULL,
         state     TEXT NOT NULL,
         reason    TEXT,
@@ -329,8 +330,8 @@ _V8 = (
     "CREATE INDEX camera_status_changes_camera_ts ON camera_status_changes (camera_id, ts_utc)",
     """
     CREATE TABLE camera_coverage (
-        store_id    INTEGER NOT NULL REFERENCES stores (id),
-        camera_id   INTEGER NOT NULL REFERENCES cameras (id),
+        store_id    INTEGER NOT NULL REFERENCES stores (id) ON DELETE CASCADE,
+        camera_id   INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
         quarter_utc TEXT NOT NULL,
         run         TEXT NOT NULL,
         online_s    REAL NOT NULL CHECK (online_s >= 0 AND online_s <= 900),
@@ -340,7 +341,7 @@ _V8 = (
     "CREATE INDEX camera_coverage_store_quarter ON camera_coverage (store_id, quarter_utc)",
     """
     CREATE TABLE heat_cells (
-        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        camera_id INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
         hour_utc  TEXT NOT NULL,
         run       TEXT NOT NULL,
         cell_x    INTEGER NOT NULL CHECK (cell_x >= 0),
@@ -377,7 +378,7 @@ _V10 = (
     """
     CREATE TABLE superseded_events (
         uid       TEXT PRIMARY KEY,
-        camera_id INTEGER NOT NULL REFERENCES cameras (id),
+        camera_id INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
         node      TEXT NOT NULL,
         ts_utc    TEXT NOT NULL,
         held_by   TEXT NOT NULL
