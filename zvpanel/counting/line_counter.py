@@ -152,7 +152,11 @@ class MultiLineCounter:
         }
 
     def update(self, detections: Detections, frame_index: int) -> list[CrossingEvent]:
-        detections = self.feet.update(detections.tracked())
+        return self.count(self.feet.update(detections.tracked()), frame_index)
+
+    def count(self, detections: Detections, frame_index: int) -> list[CrossingEvent]:
+        """Count detections whose feet are already placed (the pipeline shares them with
+        the zones; the estimator must see each frame once)."""
         events: list[CrossingEvent] = []
         for counter in self.counters.values():
             events.extend(counter.update(detections, frame_index))
