@@ -490,3 +490,44 @@ def test_a_second_node_on_the_same_outbox_is_refused(fleet: Fleet) -> None:
     assert done.returncode == 2
     assert "is in use by another zvpanel node process" in done.stderr
     fleet.stop_node("n1")
+
+
+def test_events_counted_in_another_nodes_lease_term_are_set_aside(db_target) -> None:
+    from zvpanel.storage import EventRow, utc_text
+    from zvpanel.storage.values import new_event_uid
+
+    with Database(db_target) as db:
+        store = db.create_store("S", "UTC")
+        camera = db.create_camera(store.id, "C", "x.avi").id
+        db.assign_camera(camera, pool="p")
+
+        def event(node: str | None, at: float) -> EventRow:
+            return EventRow(
+                store.id, camera, "door", 1, "entry", utc_text(at), 0, 0.9, new_event_uid(), node
+            )
+
+        assert db.claim_lease(camera, "a@1", 30) and db.claim_lease(camera, "a@1", 30)
+        assert db.claim_lease(camera, "a@1", -1)  # a's lease ran out: a lost the database
+        time.sleep(0.05)  # a gap between the terms, in the database's clock
+        assert db.claim_lease(camera, "b@1", 30)
+        a_term, b_term = db.lease_terms(camera)
+        assert (a_term.holder, a_term.node, b_term.holder, b_term.node) == ("a@1", "a", "b@1", "b")
+        assert a_term.ended_at < b_term.started_at, "a renewal extends a term"
+
+        kept = [
+            event("a", a_term.started_at + 0.001),  # a held the camera
+            event("a", (a_term.ended_at + b_term.started_at) / 2),  # nobody held it
+            event("b", b_term.started_at + 1),  # b holds it
+            event(None, b_term.started_at + 1),  # the dashboards' own engine: no lease
+        ]
+        overlap = event("a", b_term.started_at + 1)  # a counted on, cut from the database
+        for _ in range(2):  # a batch sent again changes nothing
+            db.insert_events([*kept, overlap])
+        assert sorted(e.uid for e in db.events(camera_id=camera)) == sorted(r.uid for r in kept)
+        assert db.superseded_events(camera) == {overlap.uid: "b@1"}
+
+        db.release_leases("b@1")  # its term ends now
+        (_, b_term) = db.lease_terms(camera)
+        after = event("a", b_term.ended_at + 1)
+        db.insert_events([after])
+        assert after.uid in {e.uid for e in db.events(camera_id=camera)}

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..config import MAX_RETENTION_DAYS
 from ..errors import InvalidValueError
+from .fleet import superseded
 from .values import Event, EventRow, event_from_row, utc_text
 
 __all__ = ["EventMethods", "RollUp", "event_filter", "MAX_RETENTION_DAYS"]
@@ -40,17 +41,27 @@ class EventMethods:
     def insert_events(self, rows: Iterable[EventRow | tuple]) -> int:
         """Insert event rows in one transaction (the :class:`EventWriter` and the nodes'
         forwarders call this). A row whose ``uid`` is already stored is skipped, so a
-        batch sent again after a crash is stored once."""
+        batch sent again after a crash is stored once. A node's event counted while
+        another node held the camera's lease goes to ``superseded_events`` instead
+        (see :mod:`zvpanel.storage.fleet`)."""
         rows = [EventRow(*row) for row in rows]
         if not rows:
             return 0
         with self._write(serial=False) as conn:
+            aside = superseded(conn, rows)
             conn.executemany(
                 "INSERT INTO events (store_id, camera_id, line_id, track_id, direction, ts_utc, "
                 "frame_index, confidence, uid, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (uid) DO NOTHING",
-                rows,
+                [r for r in rows if r.uid not in aside],
             )
+            if aside:
+                conn.executemany(
+                    "INSERT INTO superseded_events (uid, camera_id, node, ts_utc, held_by) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING",
+                    [(r.uid, r.camera_id, r.node, r.ts_utc, aside[r.uid]) for r in rows
+                     if r.uid in aside],
+                )  # fmt: skip
         return len(rows)
 
     def events(

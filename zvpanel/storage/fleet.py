@@ -5,20 +5,40 @@ mode). A camera assigned to a node is run by that ``zvpanel node``; one assigned
 pool is run by whichever live node of the pool holds its lease. A lease is one row per
 camera with an expiry in the database's clock: a node renews the leases it holds, and
 another node may take one only once it has expired, in one atomic upsert, so two nodes
-never hold the same camera (see :mod:`zvpanel.node.leases` for how a node stops running a
-camera before its lease can expire).
+never hold the same camera.
+
+Overlap settled by camera and time
+    A node keeps counting the pool cameras it held while it cannot reach the database
+    (see :mod:`zvpanel.node.leases`), so a node cut from the database alone counts a
+    camera that another node took meanwhile. ``lease_terms`` records who held each pool
+    camera's lease when (in the database's clock; a term ends at its last renewed
+    expiry, or when it is given back). An event forwarded by a node whose time lies in
+    another node's term is superseded: it goes to ``superseded_events``, not ``events``,
+    so charts count that crossing once, from the node that held the camera. Dropping it
+    at insert, rather than flagging it in ``events``, keeps every count query as it is;
+    the side table still says what was set aside and why (``held_by``). In a whole
+    database outage nobody can take a lease, so every event of the holder is kept.
+
+Clock skew
+    Event times are the node's clock, terms the database's. A node whose clock is off by
+    ``s`` seconds may have its crossings of the ``s`` seconds around a handover counted
+    twice (clock behind) or by neither node (clock ahead). Nodes are expected to run NTP
+    (skew well under a second, less than one frame at the detection rates used), which is
+    the bound accepted here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import InvalidValueError
-from .values import check_name, now_text, parse_utc
+from .backend import Connection
+from .values import EventRow, check_name, now_text, parse_utc
 
-__all__ = ["Assignment", "FleetMethods", "NodeBeat", "NodeInfo"]
+__all__ = ["Assignment", "FleetMethods", "LeaseTerm", "NodeBeat", "NodeInfo", "superseded"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,18 @@ class Assignment:
     camera_id: int
     node: str | None = None
     pool: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaseTerm:
+    """A holder's time with a pool camera's lease, in seconds since the epoch (database
+    clock)."""
+
+    camera_id: int
+    holder: str  # NAME@token of the node process
+    node: str  # NAME, as its events carry it
+    started_at: float
+    ended_at: float
 
 
 @dataclass(frozen=True)
@@ -81,6 +113,7 @@ class FleetMethods:
                 )
             # A lease taken under the old assignment must not outlive it.
             conn.execute("DELETE FROM camera_leases WHERE camera_id = ?", (camera_id,))
+            self._end_terms(conn, "camera_id", camera_id)
         self._notify("camera", camera_id)
         return self.camera_assignment(camera_id)
 
@@ -99,20 +132,51 @@ class FleetMethods:
         node process passes its name and an instance token (``NAME@token``)."""
         now = self._backend.epoch_now
         with self._write(serial=False) as conn:
-            cursor = conn.execute(
+            # The upsert locks the lease row: terms of one camera change one at a time.
+            claimed = conn.all(
                 "INSERT INTO camera_leases (camera_id, node, expires_at) "
                 f"VALUES (?, ?, {now} + ?) ON CONFLICT (camera_id) DO UPDATE "
                 "SET node = excluded.node, expires_at = excluded.expires_at "
-                f"WHERE camera_leases.node = excluded.node OR camera_leases.expires_at < {now}",
+                f"WHERE camera_leases.node = excluded.node OR camera_leases.expires_at < {now} "
+                "RETURNING expires_at",
                 (camera_id, node, float(seconds)),
             )
-            return cursor.rowcount == 1
+            if not claimed:
+                return False
+            _extend_term(conn, camera_id, node, float(claimed[0][0]), float(seconds))
+            return True
 
     def release_leases(self, node: str) -> None:
         """Give up every lease of ``node`` (a node stopping cleanly): its cameras move
         to another node of the pool at once, not when the leases expire."""
         with self._write(serial=False) as conn:
             conn.execute("DELETE FROM camera_leases WHERE node = ?", (node,))
+            self._end_terms(conn, "holder", node)
+
+    def _end_terms(self, conn: Connection, column: str, value: object) -> None:
+        """End now the terms still running of a camera or holder (``column``)."""
+        now = self._backend.epoch_now
+        conn.execute(
+            f"UPDATE lease_terms SET ended_at = {now} "
+            f"WHERE {column} = ? AND ended_at > {now} AND started_at <= {now}",
+            (value,),
+        )
+
+    def lease_terms(self, camera_id: int) -> list[LeaseTerm]:
+        """Who held the camera's lease when, oldest first."""
+        rows = self._all(
+            "SELECT camera_id, holder, node, started_at, ended_at FROM lease_terms "
+            "WHERE camera_id = ? ORDER BY id",
+            (camera_id,),
+        )
+        return [LeaseTerm(*r) for r in rows]
+
+    def superseded_events(self, camera_id: int | None = None) -> dict[str, str]:
+        """uid -> the node that held the camera, of the events set aside (see above)."""
+        sql, params = "SELECT uid, held_by FROM superseded_events", ()
+        if camera_id is not None:
+            sql, params = sql + " WHERE camera_id = ?", (camera_id,)
+        return {r[0]: r[1] for r in self._all(sql, params)}
 
     def lease_holders(self) -> dict[int, str]:
         """Camera id -> the node holding an unexpired lease on it."""
@@ -160,3 +224,50 @@ class FleetMethods:
             )
             for r in rows
         ]
+
+
+def _extend_term(
+    conn: Connection, camera_id: int, holder: str, expires_at: float, seconds: float
+) -> None:
+    """Carry a claimed lease into ``lease_terms``: a renewal (the camera's latest term
+    is the holder's) extends that term, else the holder's term starts now."""
+    latest = conn.one(
+        "SELECT id, holder, started_at FROM lease_terms WHERE camera_id = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (camera_id,),
+    )
+    if latest is not None and latest[1] == holder:
+        ended = max(float(latest[2]), expires_at)  # an expired lease given (seconds < 0)
+        conn.execute("UPDATE lease_terms SET ended_at = ? WHERE id = ?", (ended, latest[0]))
+        return
+    started = expires_at - max(seconds, 0.0)
+    conn.execute(
+        "INSERT INTO lease_terms (camera_id, holder, node, started_at, ended_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (camera_id, holder, holder.partition("@")[0], started, max(started, expires_at)),
+    )
+
+
+def superseded(conn: Connection, rows: Sequence[EventRow]) -> dict[str, str]:
+    """uid -> holder, for the node events in ``rows`` that lie in another node's lease
+    term of their camera (that node counted the camera then). Events of the dashboards'
+    engine (no node) and cameras that were never in a pool have no terms to meet."""
+    from_nodes = [r for r in rows if r.node is not None and r.uid is not None]
+    if not from_nodes:
+        return {}
+    times = {r.uid: parse_utc(r.ts_utc).timestamp() for r in from_nodes}
+    cameras = sorted({r.camera_id for r in from_nodes})
+    terms = conn.all(
+        "SELECT camera_id, holder, node, started_at, ended_at FROM lease_terms "
+        f"WHERE camera_id IN ({', '.join('?' * len(cameras))}) "
+        "AND ended_at > ? AND started_at <= ?",
+        (*cameras, min(times.values()), max(times.values())),
+    )
+    found = {}
+    for row in from_nodes:
+        t = times[row.uid]
+        for camera_id, holder, node, started, ended in terms:
+            if camera_id == row.camera_id and node != row.node and started <= t < ended:
+                found[row.uid] = holder
+                break
+    return found
