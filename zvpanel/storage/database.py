@@ -37,6 +37,8 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from ..errors import ConfigError, ConflictError, InvalidValueError, ZvpanelError
+from .activity import ActivityMethods
+from .alerts import AlertMethods
 from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backend
 from .configuration import ConfigurationMethods
 from .events import EventMethods
@@ -57,6 +59,7 @@ from .values import (
     utc_text,
     validate_timezone,
 )
+from .zones import ZoneMethods
 
 __all__ = [
     "Database",
@@ -90,7 +93,15 @@ def _bump_revision(conn: Connection, key: str) -> None:
     )
 
 
-class Database(UserMethods, ConfigurationMethods, EventMethods, FleetMethods):
+class Database(
+    UserMethods,
+    ConfigurationMethods,
+    EventMethods,
+    FleetMethods,
+    AlertMethods,
+    ActivityMethods,
+    ZoneMethods,
+):
     """A zvpanel database, created and migrated when opened.
 
     ``target``: a SQLite file path, or a ``postgresql://`` URL

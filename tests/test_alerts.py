@@ -1,0 +1,253 @@
+"""Occupancy alerts: limits on both backends, hysteresis (once per crossing), the webhook
+sender against a real HTTP receiver on 127.0.0.1 that fails its first tries."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from zvpanel.alerts import (
+    AlertJob,
+    Webhook,
+    WebhookSender,
+    next_state,
+    store_occupancy,
+)
+from zvpanel.errors import InvalidValueError, NotFoundError
+from zvpanel.storage import Database, EventRow, utc_text
+from zvpanel.storage.alerts import OccupancyLimit, webhook_label
+
+LIMIT = OccupancyLimit(store_id=1, max_people=10, hysteresis=3)
+
+# (occupancy seen at each evaluation) -> the alert state after each one. Raised above 10,
+# cleared at 7 or below; wobbling around the limit raises it once.
+HYSTERESIS_TABLE = [
+    ([0, 5, 10], [False, False, False]),
+    ([11], [True]),
+    ([11, 10, 11, 9, 12, 8, 11], [True] * 7),
+    ([11, 7], [True, False]),
+    ([11, 8, 7, 8, 11], [True, True, False, False, True]),
+    ([20, 0, 20, 0], [True, False, True, False]),
+]
+
+
+@pytest.mark.parametrize(("seen", "expected"), HYSTERESIS_TABLE)
+def test_next_state_has_hysteresis(seen, expected):
+    state, states = False, []
+    for people in seen:
+        state = next_state(state, people, LIMIT)
+        states.append(state)
+    assert states == expected
+
+
+def test_next_state_without_hysteresis_clears_at_the_limit():
+    limit = OccupancyLimit(store_id=1, max_people=10)
+    assert next_state(True, 10, limit) is False and next_state(True, 11, limit) is True
+
+
+@pytest.fixture
+def db(db_target):
+    database = Database(db_target)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(db):
+    store = db.create_store("Main street", "Europe/Paris")
+    return store, db.create_camera(store.id, "Door", "data/vtest.avi")
+
+
+def add_people(db, camera, entries: int, exits: int = 0, when: datetime | None = None) -> None:
+    when = when or datetime.now(timezone.utc)
+    rows = [
+        EventRow(camera.store_id, camera.id, "door", i, d, utc_text(when), i, 0.9)
+        for i, d in enumerate(["entry"] * entries + ["exit"] * exits)
+    ]
+    db.insert_events(rows)
+
+
+def test_limits_are_validated_and_stored(db, store):
+    store, camera = store
+    limit = db.set_occupancy_limit(store.id, 10, 3, "https://hooks.example/T0/secret")
+    assert (limit.max_people, limit.clear_at, limit.exceeded) == (10, 7, False)
+    assert db.occupancy_limits() == [limit]
+    for bad, field in (
+        ({"max_people": 0}, "max_people 0"),
+        ({"max_people": 10, "hysteresis": 10}, "hysteresis 10"),
+        ({"max_people": 10, "webhook_url": "ftp://x/y"}, "webhook_url"),
+        ({"max_people": 10, "webhook_url": "https:///nohost"}, "webhook_url"),
+    ):
+        with pytest.raises(InvalidValueError, match=field):
+            db.set_occupancy_limit(store.id, **bad)
+    with pytest.raises(NotFoundError, match="no store with id 999"):
+        db.set_occupancy_limit(999, 5)
+    zone = db.set_occupancy_limit(store.id, 4, camera_id=camera.id, zone_id="queue")
+    assert zone.is_zone and len(db.occupancy_limits(store.id)) == 2
+    db.remove_occupancy_limit(store.id, camera_id=camera.id, zone_id="queue")
+    assert db.occupancy_limits() == [limit]
+
+
+def test_webhook_secret_never_shown_in_errors():
+    assert webhook_label("https://user:pw@hooks.example:8443/T0/secret?token=x") == (
+        "https://hooks.example:8443/…"
+    )
+    from zvpanel.storage.alerts import validate_webhook_url
+
+    with pytest.raises(InvalidValueError) as error:
+        validate_webhook_url("gopher://hooks.example/T0/secret")
+    assert "secret" not in str(error.value)
+
+
+def test_a_crossing_is_recorded_once_across_processes(db, db_target, store):
+    """Two dashboards (two Database objects, as two processes have) see the same
+    crossing: one records it, the other's conditional update changes nothing."""
+    store, _ = store
+    limit = db.set_occupancy_limit(store.id, 5, 1, "http://127.0.0.1:9/hook")
+    other = Database(db_target)
+    try:
+        first = db.record_alert_transition(limit, True, 6)
+        assert other.record_alert_transition(limit, True, 6) is None
+    finally:
+        other.close()
+    assert first.kind == "exceeded" and first.webhook == "pending"
+    assert db.occupancy_limit(store.id).exceeded
+    db.finish_webhook(first.id, sent=True, attempts=2)
+    [stored] = db.alert_transitions(store.id)
+    assert (stored.id, stored.webhook, stored.attempts, stored.occupancy) == (
+        first.id,
+        "sent",
+        2,
+        6,
+    )
+
+
+def test_store_occupancy_counts_today_only(db, store):
+    store, camera = store
+    add_people(db, camera, 9, 0, datetime.now(timezone.utc) - timedelta(days=2))
+    add_people(db, camera, 7, 2)
+    assert store_occupancy(db, store.id) == 5
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that answers 503 to its first ``failures`` POSTs."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.posts: list[tuple[float, dict, dict]] = []  # (time, headers, body)
+        self.got = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver.got:
+                    receiver.posts.append((time.monotonic(), dict(self.headers), body))
+                    failing = len(receiver.posts) <= receiver.failures
+                    receiver.got.notify_all()
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T0/secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list:
+        with self.got:
+            assert self.got.wait_for(lambda: len(self.posts) >= count, timeout), self.posts
+            return list(self.posts)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(failures: int = 0) -> Receiver:
+        made.append(Receiver(failures))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def wait_for_outcome(db, store_id: int, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        [latest, *_] = db.alert_transitions(store_id)
+        if latest.webhook != "pending":
+            return latest
+        time.sleep(0.05)
+    raise AssertionError("the webhook outcome was never recorded")
+
+
+def test_webhook_retries_with_exponential_backoff(db, store, receiver, caplog):
+    store, _ = store
+    hook = receiver(failures=3)
+    limit = db.set_occupancy_limit(store.id, 5, 0, hook.url)
+    transition = db.record_alert_transition(limit, True, 6)
+    sender = WebhookSender(db, attempts=5, backoff=0.1)
+    try:
+        sender.send(Webhook(transition.id, hook.url, {"event": "occupancy_exceeded"}))
+        posts = hook.wait_for(4)
+        stored = wait_for_outcome(db, store.id)
+    finally:
+        sender.stop()
+    assert (stored.webhook, stored.attempts) == ("sent", 4)
+    assert sender.delays == [0.1, 0.2, 0.4]
+    gaps = [later[0] - earlier[0] for earlier, later in zip(posts, posts[1:], strict=False)]
+    assert all(gap >= delay for gap, delay in zip(gaps, sender.delays, strict=True))
+    keys = {headers["Idempotency-Key"] for _, headers, _ in posts}
+    assert keys == {f"zvpanel-alert-{transition.id}"}
+    assert all(body == {"event": "occupancy_exceeded"} for _, _, body in posts)
+    assert "secret" not in caplog.text and "503" in caplog.text
+
+
+def test_webhook_gives_up_after_its_attempts(db, store, receiver):
+    store, _ = store
+    hook = receiver(failures=100)
+    limit = db.set_occupancy_limit(store.id, 5, 0, hook.url)
+    transition = db.record_alert_transition(limit, True, 6)
+    sender = WebhookSender(db, attempts=3, backoff=0.05)
+    try:
+        sender.send(Webhook(transition.id, hook.url, {}))
+        stored = wait_for_outcome(db, store.id)
+    finally:
+        sender.stop()
+    assert (stored.webhook, stored.attempts, len(hook.posts)) == ("failed", 3, 3)
+
+
+def test_alert_job_fires_once_per_crossing(db, store, receiver):
+    """Occupancy from real stored events: over the limit, wobbling, cleared, over again."""
+    store, camera = store
+    hook = receiver()
+    db.set_occupancy_limit(store.id, 5, 2, hook.url)
+    job = AlertJob(db, WebhookSender(db, backoff=0.05))
+    try:
+        kinds = []
+        for entries, exits in ((5, 0), (1, 0), (0, 1), (1, 0), (0, 1), (0, 2), (2, 0)):
+            add_people(db, camera, entries, exits)
+            kinds.append([t.kind for t in job.run_once()])
+        posts = hook.wait_for(2)
+    finally:
+        job.stop()
+    # occupancy: 5, 6 (raised), 5, 6, 5, 3 (cleared), 5: raised once, cleared once.
+    assert kinds == [[], ["exceeded"], [], [], [], ["cleared"], []]
+    bodies = [body for _, _, body in posts]
+    assert [(b["event"], b["occupancy"]) for b in bodies] == [
+        ("occupancy_exceeded", 6),
+        ("occupancy_cleared", 3),
+    ]
+    assert bodies[0]["store"] == "Main street" and bodies[0]["max_people"] == 5
