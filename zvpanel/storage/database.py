@@ -37,7 +37,6 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from ..errors import ConfigError, ConflictError, InvalidValueError, ZvpanelError
-from .activity import ActivityMethods
 from .alerts import AlertMethods
 from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backend
 from .configuration import ConfigurationMethods
@@ -59,7 +58,6 @@ from .values import (
     utc_text,
     validate_timezone,
 )
-from .zones import ZoneMethods
 
 __all__ = [
     "Database",
@@ -93,15 +91,7 @@ def _bump_revision(conn: Connection, key: str) -> None:
     )
 
 
-class Database(
-    UserMethods,
-    ConfigurationMethods,
-    EventMethods,
-    FleetMethods,
-    AlertMethods,
-    ActivityMethods,
-    ZoneMethods,
-):
+class Database(UserMethods, ConfigurationMethods, EventMethods, FleetMethods, AlertMethods):
     """A zvpanel database, created and migrated when opened.
 
     ``target``: a SQLite file path, or a ``postgresql://`` URL
