@@ -20,6 +20,7 @@ from .storage import Database, EventWriter, bootstrap
 from .storage.retention import RetentionJob
 
 if TYPE_CHECKING:
+    from .alerts import AlertJob
     from .bus import Bus
 
 __all__ = ["App", "get_app", "stop_app"]
@@ -36,6 +37,7 @@ class App:
         self.hub: ResultHub | None = None
         self.writer: EventWriter | None = None
         self.retention: RetentionJob | None = None
+        self.alerts: AlertJob | None = None
         self.detector: YoloDetector | None = None
         self.engine: Engine | None = None
         self.bus: Bus | None = None
@@ -50,6 +52,7 @@ class App:
             self.start_hub()
             self.start_event_writer()
             self.start_retention()
+            self.start_alerts()
             self.start_detector()
             self.start_engine()
             self.start_bus()
@@ -63,6 +66,7 @@ class App:
     def stop(self) -> None:
         self.stop_bus()
         self.stop_engine()
+        self.stop_alerts()
         self.stop_retention()
         self.stop_event_writer()
         self.stop_database()
@@ -99,6 +103,18 @@ class App:
         """Roll old events into hourly totals, now and every hour (if a period is set)."""
         if self.settings.retention_days is not None:
             self.retention = RetentionJob(self.db, self.settings.retention_days).start()
+
+    def start_alerts(self) -> None:
+        """Compare occupancy with the limits every few seconds and send their webhooks
+        (every dashboard process may: each crossing is recorded, and sent, once)."""
+        from .alerts import AlertJob, WebhookSender
+
+        self.alerts = AlertJob(self.db, WebhookSender(self.db)).start()
+
+    def stop_alerts(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
 
     def start_detector(self) -> None:
         """Load the model once (raises ModelError naming ZVPANEL_MODEL if it is missing)."""
