@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import panel as pn
 import pytest
 
 from zvpanel.alerts import (
@@ -251,3 +252,33 @@ def test_alert_job_fires_once_per_crossing(db, store, receiver):
         ("occupancy_cleared", 3),
     ]
     assert bodies[0]["store"] == "Main street" and bodies[0]["max_people"] == 5
+
+
+# ---------------------------------------------------------------------- the banner
+def test_banner_shows_exceeded_limits_the_user_may_see(app):
+    from zvpanel.ui.alerts import AlertBanner, banner_html
+    from zvpanel.ui.layout import page
+    from zvpanel.web.auth import issue_token, verify_token
+
+    db = app.db
+    shop = db.create_store("<b>Shop</b>", "UTC")
+    other = db.create_store("Other", "UTC")
+    db.create_user("vera", "viewer-password")
+    db.set_user_stores("vera", [other.id])
+    limit = db.set_occupancy_limit(shop.id, 3)
+    admin = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+    banner = AlertBanner(db, "admin")
+    assert not banner.pane.visible and banner.pane.object == ""
+
+    db.record_alert_transition(limit, True, 4)
+    banner.refresh()
+    assert banner.pane.visible
+    assert "&lt;b&gt;Shop&lt;/b&gt;" in banner.pane.object and "<b>Shop" not in banner.pane.object
+    assert "more than 3 people" in banner.pane.object
+    assert banner_html(db, "vera") == ""  # not her store
+    column = page("Live", "/live", pn.pane.Markdown("body"), admin, app)
+    assert "Occupancy limit exceeded" in column[1].object
+
+    db.record_alert_transition(db.occupancy_limit(shop.id), False, 0)
+    banner.refresh()
+    assert not banner.pane.visible

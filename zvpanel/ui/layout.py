@@ -12,6 +12,7 @@ from ..display import html_text
 from ..web.auth import Claims
 from ..web.auth_module import login_url, logout_url
 from ..web.revocation import SESSION_WATCH
+from .alerts import BANNER_REFRESH_MS, AlertBanner
 from .session import seconds_left
 
 __all__ = ["PAGES", "page", "periodic", "end_session"]
@@ -78,8 +79,11 @@ def page(
     """
     if claims is None:
         body = pn.pane.Alert("Log in to see this page: [log in](/login).", alert_type="warning")
+    header = [_nav(path, claims)]
+    if claims is not None and app is not None:
+        header.append(_alert_banner(app.db, claims))
     column = pn.Column(
-        _nav(path, claims),
+        *header,
         pn.pane.Markdown(f"## {title}", margin=(0, 10)),
         body,
         sizing_mode="stretch_width",
@@ -90,6 +94,13 @@ def page(
         if app is not None:
             _end_when_revoked(column, path, claims, app.db)
     return column
+
+
+def _alert_banner(db, claims: Claims) -> pn.pane.HTML:
+    """The banner of exceeded occupancy limits, kept current while the page is open."""
+    banner = AlertBanner(db, claims.username)
+    periodic(banner.refresh, BANNER_REFRESH_MS)
+    return banner.pane
 
 
 def _end_when_revoked(column: pn.Column, path: str, claims: Claims, db) -> None:
