@@ -282,3 +282,33 @@ def test_banner_shows_exceeded_limits_the_user_may_see(app):
     db.record_alert_transition(db.occupancy_limit(shop.id), False, 0)
     banner.refresh()
     assert not banner.pane.visible
+
+
+# ---------------------------------------------------------------------- the CLI
+def test_alert_commands(db, db_target, store, monkeypatch, capsys):
+    from zvpanel.cli import main
+
+    for name in ("ZVPANEL_DB_PATH", "ZVPANEL_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZVPANEL_DATABASE_URL", str(db_target))
+    store, camera = store
+    url = "https://hooks.example/T0/B0/secret-token"
+    args = ["alert", "set", "Main street", "--max", "20", "--hysteresis", "5", "--webhook", url]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "raised above 20, cleared at 15 or below" in out and "secret" not in out
+    zone = ["--camera", str(camera.id), "--zone", "till"]
+    assert main(["alert", "set", str(store.id), "--max", "4", *zone]) == 0
+    assert main(["alert", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "https://hooks.example/…" in listed and "secret" not in listed
+    assert "Main street zone 'till'" in listed
+    assert main(["alert", "set", "Main street", "--max", "5", "--hysteresis", "9"]) == 2
+    assert "hysteresis 9 is not between 0 and max_people - 1 (4)" in capsys.readouterr().err
+    assert main(["alert", "set", "Nowhere", "--max", "5"]) == 2
+    assert "no store with id or name 'Nowhere'" in capsys.readouterr().err
+    db.record_alert_transition(db.occupancy_limit(store.id), True, 21)
+    assert main(["alert", "history", "--store", "Main street"]) == 0
+    assert "exceeded" in capsys.readouterr().out
+    assert main(["alert", "remove", str(store.id), *zone]) == 0
+    assert [x.zone_id for x in db.occupancy_limits()] == [""]

@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import admin, count, node, serve  # each module adds its own sub-commands
+    from . import admin, alerts, count, node, serve  # each module adds its own sub-commands
 
     parser = argparse.ArgumentParser(prog="zvpanel", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub)
     serve.register(sub)
     node.register(sub)
+    alerts.register(sub)
     return parser
 
 
