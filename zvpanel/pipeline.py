@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from .calibration import Calibration
-from .counting import CrossingEvent, LineCounter, MultiLineCounter
+from .counting import CrossingEvent, LineCounter, MultiLineCounter, MultiZoneCounter, ZoneEvent
 from .detections import Detections
 from .sources.frame import Frame
 from .tracking import PersonTracker, TrackStitcher
@@ -48,11 +48,14 @@ def tracker_factory(kind: str = "bytetrack", **overrides) -> TrackerFactory:
 
 @dataclass(frozen=True)
 class PipelineOutput:
-    """One processed frame: the tracked people, the crossings it completed, running counts."""
+    """One processed frame: the tracked people, the crossings it completed, running counts,
+    and its zones' enters/leaves and counts (:meth:`MultiZoneCounter.counts`)."""
 
     detections: Detections
     events: tuple[CrossingEvent, ...]
     counts: dict[str, dict[str, int]]
+    zone_events: tuple[ZoneEvent, ...] = ()
+    zones: dict[str, dict] = field(default_factory=dict)
 
 
 class CountingPipeline:
@@ -81,13 +84,26 @@ class CountingPipeline:
         self.tracker = tracker if isinstance(tracker, PersonTracker) else tracker(self.frame_rate)
         self.tracker.set_frame_rate(self.frame_rate)
         self.counter = MultiLineCounter(calibration)
+        self.zones = MultiZoneCounter(calibration)
+        # Leaves of zones a new calibration removed or changed; they go out with the next frame.
+        self._closed: list[ZoneEvent] = []
         self.stitcher = TrackStitcher()
 
     def process(self, frame: Frame) -> PipelineOutput:
         detections = self.detector.detect(frame.image, self.calibration.roi)
         tracked = self.stitcher.update(self.tracker.update(detections), frame.media_time)
-        events = self.counter.update(tracked, frame.index)
-        return PipelineOutput(tracked, tuple(events), self.counter.counts())
+        placed = self.counter.feet.update(tracked.tracked())
+        events = self.counter.count(placed, frame.index)
+        zone_events = [*self._closed, *self.zones.update(placed, frame.index, frame.media_time)]
+        self._closed = []
+        return PipelineOutput(
+            tracked, tuple(events), self.counter.counts(), tuple(zone_events), self.zones.counts()
+        )
+
+    def finish(self) -> list[ZoneEvent]:
+        """The video ended: everybody inside a zone leaves (at their last sighting)."""
+        events, self._closed = [*self._closed, *self.zones.close()], []
+        return events
 
     def counts(self) -> dict[str, dict[str, int]]:
         return self.counter.counts()
@@ -115,14 +131,36 @@ class CountingPipeline:
                 self.counter.counters[line_id] = previous
             else:
                 counter.entries, counter.exits = previous.entries, previous.exits
+        self._set_zones(calibration)
         self.calibration = calibration
         self.set_frame_rate(frame_rate or calibration.detection_fps)
+
+    def _set_zones(self, calibration: Calibration) -> None:
+        """A zone kept as it was keeps who is inside; the people in a zone removed or
+        changed leave it (their stays were measured against the old polygon)."""
+        zones = MultiZoneCounter(calibration)
+        for zone_id, counter in self.zones.counters.items():
+            new = zones.counters.get(zone_id)
+            if new is not None and (new.zone, new.min_distance, new.min_frames, new.anchor) == (
+                counter.zone,
+                counter.min_distance,
+                counter.min_frames,
+                counter.anchor,
+            ):
+                zones.counters[zone_id] = counter
+            else:
+                self._closed.extend(counter.close())
+                if new is not None:
+                    new.enters, new.leaves = counter.enters, counter.leaves
+        self.zones = zones
 
     def reset(self) -> None:
         """Start again from nothing: tracks forgotten, counts zero (e.g. a new video)."""
         self.tracker.reset()
         self.stitcher.reset()
         self.counter = MultiLineCounter(self.calibration)
+        self._closed = self.zones.close()  # who was inside leaves, with the next frame
+        self.zones = MultiZoneCounter(self.calibration)
 
 
 def _same_counting(a: LineCounter, b: LineCounter) -> bool:
@@ -190,6 +228,8 @@ class OfflineRun:
     events: list[CrossingEvent] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     event_times: list[float] = field(default_factory=list)  # media time of each event
+    zone_events: list[ZoneEvent] = field(default_factory=list)  # closed at the end
+    zones: dict[str, dict] = field(default_factory=dict)  # the zones' counts at the end
 
     @property
     def entries(self) -> int:
@@ -223,8 +263,11 @@ def run_offline(
         run.events.extend(output.events)
         run.event_times.extend(frame.media_time for _ in output.events)
         run.counts = output.counts
+        run.zone_events.extend(output.zone_events)
+        run.zones = output.zones
         if on_output is not None:
             on_output(frame, output)
+    run.zone_events.extend(pipeline.finish())
     run.seconds = time.perf_counter() - started
     return run
 

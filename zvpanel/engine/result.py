@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..calibration import Calibration
-from ..counting import CrossingEvent
+from ..counting import CrossingEvent, ZoneEvent
 from ..detections import Detections
 from ..sources.frame import Frame
 
@@ -64,3 +64,5 @@ class FrameResult:
     calibration: Calibration
     status: CameraStatus
     labels: tuple[str, ...] = field(default=("person",))  # class_id -> label
+    zone_events: tuple[ZoneEvent, ...] = ()  # enters/leaves of zones on this frame
+    zones: dict[str, dict] = field(default_factory=dict)  # zone id -> MultiZoneCounter.counts()

@@ -58,7 +58,9 @@ PROCESSING_MEAN_WEIGHT = 0.1
 
 
 class EventSink(Protocol):
-    """Where crossing events go (``storage.EventWriter``)."""
+    """Where crossing and zone events go (``storage.EventWriter``, a node's ``Outbox``):
+    ``events`` mixes :class:`~zvpanel.counting.CrossingEvent` and
+    :class:`~zvpanel.counting.ZoneEvent` values."""
 
     def submit(self, store_id: int, camera_id: int, events: Any, captured_at: Any) -> Any: ...
 
@@ -226,9 +228,12 @@ class CameraWorker:
         self._processing_ms.add((time.perf_counter() - started) * 1000)
         self._processed += 1
         self._processed_rate.tick(time.monotonic())
-        if output.events and self.writer is not None:
+        if (output.events or output.zone_events) and self.writer is not None:
             self.writer.submit(
-                self.camera.store_id, self.camera.id, output.events, frame.captured_at
+                self.camera.store_id,
+                self.camera.id,
+                (*output.events, *output.zone_events),
+                frame.captured_at,
             )
         self._status = self._make_status()
         self._adapt_tracker_rate()
@@ -242,6 +247,8 @@ class CameraWorker:
                 calibration=calibration,
                 status=self._status,
                 labels=self.labels,
+                zone_events=output.zone_events,
+                zones=output.zones,
             )
         )
 

@@ -22,9 +22,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ..counting import CrossingEvent, ZoneEvent
 from ..errors import ConfigError
 from ..storage import Database, EventRow, utc_text
 from ..storage.values import new_event_uid, now_text
+from ..storage.writer import zone_event_row
+from ..storage.zones import ZoneEventRow
 
 __all__ = [
     "Outbox",
@@ -69,6 +72,26 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE forwarded_at IS NULL",
 )
 _COLUMNS = "store_id, camera_id, line_id, track_id, direction, ts_utc, frame_index, confidence"
+# Zone enters/leaves (zvpanel.counting.ZoneEvent) wait beside the crossings, forwarded alike.
+_ZONE_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS zone_outbox (
+        seq          INTEGER PRIMARY KEY,
+        uid          TEXT NOT NULL UNIQUE,
+        store_id     INTEGER NOT NULL,
+        camera_id    INTEGER NOT NULL,
+        zone_id      TEXT NOT NULL,
+        track_id     INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        ts_utc       TEXT NOT NULL,
+        frame_index  INTEGER NOT NULL,
+        dwell_s      REAL,
+        forwarded_at TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS zone_outbox_pending ON zone_outbox (seq) WHERE forwarded_at IS NULL",
+)
+_ZONE_COLUMNS = "store_id, camera_id, zone_id, track_id, kind, ts_utc, frame_index, dwell_s"
 
 
 class Outbox:
@@ -83,11 +106,11 @@ class Outbox:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in _SCHEMA:
+        for statement in (*_SCHEMA, *_ZONE_SCHEMA):
             self._conn.execute(statement)
 
     def submit(self, store_id: int, camera_id: int, events: Any, captured_at: Any) -> bool:
-        """Commit one frame's events locally, each with a new UUIDv7."""
+        """Commit one frame's crossings and zone events locally, each with a new UUIDv7."""
         if not events:
             return True
         ts = utc_text(captured_at)
@@ -95,14 +118,47 @@ class Outbox:
             (new_event_uid(), store_id, camera_id, e.line_id, int(e.track_id), e.direction,
              ts, int(e.frame_index), float(e.confidence))
             for e in events
+            if isinstance(e, CrossingEvent)
         ]  # fmt: skip
+        zone_rows = [
+            (row.uid, *row[:8])
+            for row in (
+                zone_event_row(store_id, camera_id, e, ts)
+                for e in events
+                if isinstance(e, ZoneEvent)
+            )
+        ]
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.executemany(
                 f"INSERT INTO outbox (uid, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+            self._conn.executemany(
+                f"INSERT INTO zone_outbox (uid, {_ZONE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                zone_rows,
+            )
             self._conn.execute("COMMIT")
         return True
+
+    def pending_zone_events(self, limit: int) -> list[tuple[int, ZoneEventRow]]:
+        """The oldest unforwarded zone events: (seq, row for the central database)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT seq, {_ZONE_COLUMNS}, uid FROM zone_outbox WHERE forwarded_at IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return [(r[0], ZoneEventRow(*r[1:], node=self.node)) for r in rows]
+
+    def mark_zone_events_forwarded(self, seqs: Sequence[int]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "UPDATE zone_outbox SET forwarded_at = ? WHERE seq = ?",
+                [(now_text(), seq) for seq in seqs],
+            )
+            self._conn.execute("COMMIT")
 
     def pending(self, limit: int) -> list[tuple[int, EventRow]]:
         """The oldest unforwarded events: (seq, row for the central database)."""
@@ -133,6 +189,10 @@ class Outbox:
     def prune(self, keep_seconds: float = KEEP_FORWARDED_SECONDS) -> int:
         cutoff = utc_text(datetime.now(timezone.utc) - timedelta(seconds=keep_seconds))
         with self._lock:
+            self._conn.execute(
+                "DELETE FROM zone_outbox WHERE forwarded_at IS NOT NULL AND forwarded_at < ?",
+                (cutoff,),
+            )
             return self._conn.execute(
                 "DELETE FROM outbox WHERE forwarded_at IS NOT NULL AND forwarded_at < ?",
                 (cutoff,),
@@ -195,6 +255,7 @@ class Forwarder:
 
     def forward_once(self) -> int:
         """Send one batch; the number of events sent (0: nothing was waiting)."""
+        self._forward_zone_events()
         pending = self.outbox.pending(self.batch)
         if not pending:
             return 0
@@ -203,6 +264,13 @@ class Forwarder:
         self.outbox.mark_forwarded([seq for seq, _ in pending])
         self.forwarded += len(pending)
         return len(pending)
+
+    def _forward_zone_events(self) -> None:
+        """One batch of zone events (a batch sent twice is stored once, by uid)."""
+        pending = self.outbox.pending_zone_events(self.batch)
+        if pending:
+            self.db.insert_zone_events(row for _, row in pending)
+            self.outbox.mark_zone_events_forwarded([seq for seq, _ in pending])
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -58,6 +58,7 @@ from .values import (
     utc_text,
     validate_timezone,
 )
+from .zones import ZoneMethods
 
 __all__ = [
     "Database",
@@ -91,7 +92,9 @@ def _bump_revision(conn: Connection, key: str) -> None:
     )
 
 
-class Database(UserMethods, ConfigurationMethods, EventMethods, FleetMethods, AlertMethods):
+class Database(
+    UserMethods, ConfigurationMethods, EventMethods, FleetMethods, AlertMethods, ZoneMethods
+):
     """A zvpanel database, created and migrated when opened.
 
     ``target``: a SQLite file path, or a ``postgresql://`` URL

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..counting import CrossingEvent
+from ..counting import CrossingEvent, ZoneEvent
 from .database import Database, EventRow, utc_text
 from .values import new_event_uid
+from .zones import ZoneEventRow
 
 __all__ = [
     "EventWriter",
@@ -61,6 +62,10 @@ class _Submission:
     seq: int
     camera_id: int
     rows: tuple[EventRow, ...]
+    zone_rows: tuple[ZoneEventRow, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.zone_rows)
 
 
 class EventWriter:
@@ -96,12 +101,11 @@ class EventWriter:
         self,
         store_id: int,
         camera_id: int,
-        events: Sequence[CrossingEvent],
+        events: Sequence[CrossingEvent | ZoneEvent],
         timestamp: datetime | float,
     ) -> bool:
-        """Queue one frame's events (all stamped ``timestamp``); never blocks.
-
-        Returns False if they were dropped (queue full or writer closed).
+        """Queue one frame's crossings and zone events (all stamped ``timestamp``); never
+        blocks. Returns False if they were dropped (queue full or writer closed).
         """
         if not events:
             return True
@@ -119,16 +123,21 @@ class EventWriter:
                 new_event_uid(),
             )
             for e in events
+            if isinstance(e, CrossingEvent)
         )
+        zone_rows = tuple(
+            zone_event_row(store_id, camera_id, e, ts) for e in events if isinstance(e, ZoneEvent)
+        )
+        n = len(rows) + len(zone_rows)
         with self._cond:
             if self._closing.is_set():
-                return self._drop(camera_id, len(rows), "the writer is closed")
+                return self._drop(camera_id, n, "the writer is closed")
             try:
-                self._queue.put_nowait(_Submission(self._seq + 1, camera_id, rows))
+                self._queue.put_nowait(_Submission(self._seq + 1, camera_id, rows, zone_rows))
             except queue.Full:
-                return self._drop(camera_id, len(rows), "the queue is full (disk too slow?)")
+                return self._drop(camera_id, n, "the queue is full (disk too slow?)")
             self._seq += 1
-            self._submitted += len(rows)
+            self._submitted += n
         return True
 
     def _drop(self, camera_id: int, n: int, why: str) -> bool:
@@ -203,17 +212,36 @@ class EventWriter:
     def _write(self, batch: list[_Submission]) -> None:
         written = failed = 0
         try:
-            written = self.db.insert_events(row for s in batch for row in s.rows)
+            written = self._insert(batch)
         except Exception:
             log.warning("batch of %d submission(s) failed; retrying one by one", len(batch))
             for sub in batch:
                 try:
-                    written += self.db.insert_events(sub.rows)
+                    written += self._insert([sub])
                 except Exception:  # one camera's bad rows must not stop the others
-                    failed += len(sub.rows)
-                    log.exception(
-                        "camera %s: could not write %d event(s)", sub.camera_id, len(sub.rows)
-                    )
+                    failed += len(sub)
+                    log.exception("camera %s: could not write %d event(s)", sub.camera_id, len(sub))
         with self._cond:
             self._written += written
             self._failed += failed
+
+    def _insert(self, batch: list[_Submission]) -> int:
+        # Each table's insert skips uids already stored, so retrying a half-written batch
+        # (crossings in, zone events failed) writes nothing twice.
+        written = self.db.insert_events(row for s in batch for row in s.rows)
+        return written + self.db.insert_zone_events(row for s in batch for row in s.zone_rows)
+
+
+def zone_event_row(store_id: int, camera_id: int, event: ZoneEvent, ts: str) -> ZoneEventRow:
+    """The row of one zone event counted on a frame stamped ``ts``, with a new UUIDv7."""
+    return ZoneEventRow(
+        store_id,
+        camera_id,
+        event.zone_id,
+        int(event.track_id),
+        event.kind,
+        ts,
+        int(event.frame_index),
+        None if event.dwell_s is None else float(event.dwell_s),
+        new_event_uid(),
+    )
