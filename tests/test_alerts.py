@@ -312,3 +312,44 @@ def test_alert_commands(db, db_target, store, monkeypatch, capsys):
     assert "exceeded" in capsys.readouterr().out
     assert main(["alert", "remove", str(store.id), *zone]) == 0
     assert [x.zone_id for x in db.occupancy_limits()] == [""]
+
+
+def test_admin_alerts_tab_sets_limits_without_showing_the_webhook(app):
+    from zvpanel.ui.alerts import AlertSettings
+    from zvpanel.web.auth import issue_token, verify_token
+
+    store = app.db.list_stores()[0]
+    admin = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+    tab = AlertSettings(app, admin)
+    tab.store.value = store.id
+    tab.max_people.value, tab.hysteresis.value = 12, 2
+    tab.webhook.value = "https://hooks.example/T0/secret"
+    tab.save_action()
+    assert tab.status.alert_type == "success", tab.status.object
+    assert tab.webhook.value == ""
+    [row] = tab.table.value.to_dict("records")
+    assert (row["max people"], row["clear at"], row["webhook"]) == (
+        12,
+        10,
+        "https://hooks.example/…",
+    )
+    assert "secret" not in tab.table.value.to_csv()
+    # Saving again with the URL field empty keeps the stored webhook.
+    tab.table.selection = [0]
+    tab.max_people.value = 15
+    tab.save_action()
+    assert app.db.occupancy_limit(store.id).webhook_url == "https://hooks.example/T0/secret"
+    tab.hysteresis.value = 15
+    tab.save_action()
+    assert tab.status.alert_type == "danger" and "hysteresis 15" in tab.status.object
+    tab.table.selection = [0]
+    tab.remove_action()
+    assert app.db.occupancy_limits() == []
+
+    app.db.create_user("vera", "viewer-password")
+    viewer = verify_token(app.settings, issue_token(app.settings, "vera", admin=False))
+    read_only = AlertSettings(app, viewer)
+    assert read_only.save_button.disabled
+    read_only.store.value = store.id
+    read_only.save_action()  # a forged click: refused on the server
+    assert read_only.status.alert_type == "danger" and app.db.occupancy_limits() == []

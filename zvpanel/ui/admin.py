@@ -1,5 +1,5 @@
-"""Admin page: stores, cameras (and where each runs), users and engine nodes. Viewers see
-the tables read-only.
+"""Admin page: stores, cameras (and where each runs), users, engine nodes and occupancy
+limits. Viewers see the tables read-only.
 
 Every action re-checks on the server that the session is an admin's
 (:func:`~zvpanel.ui.session.require_admin`), whatever the browser shows. A new or
@@ -22,6 +22,7 @@ from ..sources import SECRET_MASK, mask_source
 from ..storage.fleet import Assignment, NodeInfo
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
+from .alerts import AlertSettings
 from .layout import page
 from .session import is_admin, require_admin, session_claims
 
@@ -472,6 +473,7 @@ class AdminView(pn.viewable.Viewer):
                 ("Stores", stores),
                 ("Users", users),
                 ("Nodes", self.nodes_table),
+                ("Alerts", AlertSettings(self.app, self.claims)),
                 dynamic=False,
             ),
             sizing_mode="stretch_width",
