@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .config import Settings, get_settings
 from .detection import YoloDetector
 from .engine import Engine, ResultHub
+from .engine.recorder import ActivityRecorder, ActivitySink
 from .storage import Database, EventWriter, bootstrap
 from .storage.retention import RetentionJob
 
@@ -40,6 +41,7 @@ class App:
         self.alerts: AlertJob | None = None
         self.detector: YoloDetector | None = None
         self.engine: Engine | None = None
+        self.recorder: ActivityRecorder | None = None
         self.bus: Bus | None = None
         self.started = False
 
@@ -54,6 +56,7 @@ class App:
             self.start_retention()
             self.start_alerts()
             self.start_detector()
+            self.start_recorder()
             self.start_engine()
             self.start_bus()
         except BaseException:
@@ -66,6 +69,7 @@ class App:
     def stop(self) -> None:
         self.stop_bus()
         self.stop_engine()
+        self.stop_recorder()
         self.stop_alerts()
         self.stop_retention()
         self.stop_event_writer()
@@ -128,7 +132,7 @@ class App:
             return
         self.engine = Engine(
             self.db,
-            self.hub,
+            self.recorder.wrap(self.hub) if self.recorder is not None else self.hub,
             self.writer,
             self.detector,
             tracker_kind=self.settings.tracker,
@@ -136,6 +140,26 @@ class App:
             owns=self.runs_camera,
         )
         self.engine.start()
+
+    def start_recorder(self, sink: ActivitySink | None = None, node: str | None = None) -> None:
+        """Record the engine's status changes, online time and heat grids (for charts that
+        know about downtime, and heat maps); into the database unless ``sink`` says else."""
+        if not self.settings.engine:
+            return
+        self.recorder = ActivityRecorder(sink or self.db, self.store_of, node=node).start()
+
+    def stop_recorder(self) -> None:
+        """After the engine: its cameras' last statuses are written too."""
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.recorder = None
+
+    def store_of(self, camera_id: int) -> int:
+        """A camera's store: its worker knows it without asking a database that may be down."""
+        worker = self.engine.worker(camera_id) if self.engine is not None else None
+        if worker is not None:
+            return worker.camera.store_id
+        return self.db.get_camera(camera_id).store_id
 
     def runs_camera(self, camera_id: int) -> bool:
         """The dashboards' own engine runs every camera not assigned to a node or pool."""

@@ -61,6 +61,7 @@ class NodeApp(App):
             self.start_outbox()
             self.start_forwarder()  # the backlog of a restart drains while the model loads
             self.start_detector()
+            self.start_recorder()
             self.start_leases()
             self.start_engine()
             self.start_heartbeat()
@@ -76,6 +77,7 @@ class NodeApp(App):
         self.stop_bus()
         self.stop_heartbeat()
         self.stop_engine()  # no new events
+        self.stop_recorder()  # its last records go to the outbox, forwarded below
         self.stop_leases()
         self.stop_forwarder()
         self.stop_outbox()
@@ -87,6 +89,11 @@ class NodeApp(App):
         """Events go to the local outbox first (the engine's event sink)."""
         self.outbox = Outbox(self.outbox_path, self.name)
         self.writer = self.outbox  # type: ignore[assignment]
+
+    def start_recorder(self) -> None:
+        """Camera activity (status changes, online time, heat) goes through the outbox too,
+        so it reaches the central database after an outage like the events."""
+        super().start_recorder(sink=self.outbox, node=self.name)
 
     def start_leases(self) -> None:
         self.leases = Leases(self.db, self.name, self.pool, self._reload).start()

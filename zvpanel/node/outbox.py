@@ -13,6 +13,7 @@ counted, then are pruned.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import sqlite3
 import threading
@@ -50,6 +51,8 @@ CATCH_UP_PAUSE_SECONDS = 0.0
 FAILURE_LOG_INTERVAL_SECONDS = 30.0
 #: How long forwarded events stay in the outbox.
 KEEP_FORWARDED_SECONDS = 24 * 3600.0
+#: Camera activity batches (one per recorder flush) sent per forward at most.
+ACTIVITY_BATCHES = 20
 #: How often forwarded events past KEEP_FORWARDED_SECONDS are deleted.
 PRUNE_INTERVAL_SECONDS = 600.0
 
@@ -70,6 +73,14 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE forwarded_at IS NULL",
+    # Camera activity (zvpanel.engine.recorder): one JSON batch per flush, forwarded in order.
+    """
+    CREATE TABLE IF NOT EXISTS activity (
+        seq          INTEGER PRIMARY KEY,
+        payload      TEXT NOT NULL,
+        forwarded_at TEXT
+    )
+    """,
 )
 _COLUMNS = "store_id, camera_id, line_id, track_id, direction, ts_utc, frame_index, confidence"
 # Zone enters/leaves (zvpanel.counting.ZoneEvent) wait beside the crossings, forwarded alike.
@@ -160,6 +171,30 @@ class Outbox:
             )
             self._conn.execute("COMMIT")
 
+    def record_activity(self, changes: Any, coverage: Any, heat: Any) -> None:
+        """Keep one batch of camera activity (an :class:`ActivitySink`) for the forwarder."""
+        batch = {"changes": list(changes), "coverage": list(coverage), "heat": list(heat)}
+        if not any(batch.values()):
+            return
+        with self._lock:
+            self._conn.execute("INSERT INTO activity (payload) VALUES (?)", (json.dumps(batch),))
+
+    def pending_activity(self, limit: int) -> list[tuple[int, dict[str, list]]]:
+        """The oldest unforwarded activity batches: (seq, keyword arguments of
+        :meth:`~zvpanel.storage.Database.record_activity`)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, payload FROM activity WHERE forwarded_at IS NULL ORDER BY seq LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return [(seq, json.loads(payload)) for seq, payload in rows]
+
+    def mark_activity_forwarded(self, seq: int) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE activity SET forwarded_at = ? WHERE seq = ?", (now_text(), seq)
+            )
+
     def pending(self, limit: int) -> list[tuple[int, EventRow]]:
         """The oldest unforwarded events: (seq, row for the central database)."""
         with self._lock:
@@ -189,6 +224,10 @@ class Outbox:
     def prune(self, keep_seconds: float = KEEP_FORWARDED_SECONDS) -> int:
         cutoff = utc_text(datetime.now(timezone.utc) - timedelta(seconds=keep_seconds))
         with self._lock:
+            self._conn.execute(
+                "DELETE FROM activity WHERE forwarded_at IS NOT NULL AND forwarded_at < ?",
+                (cutoff,),
+            )
             self._conn.execute(
                 "DELETE FROM zone_outbox WHERE forwarded_at IS NOT NULL AND forwarded_at < ?",
                 (cutoff,),
@@ -255,6 +294,7 @@ class Forwarder:
 
     def forward_once(self) -> int:
         """Send one batch; the number of events sent (0: nothing was waiting)."""
+        self._forward_activity()
         self._forward_zone_events()
         pending = self.outbox.pending(self.batch)
         if not pending:
@@ -271,6 +311,13 @@ class Forwarder:
         if pending:
             self.db.insert_zone_events(row for _, row in pending)
             self.outbox.mark_zone_events_forwarded([seq for seq, _ in pending])
+
+    def _forward_activity(self) -> None:
+        """Camera activity batches, oldest first (a batch sent twice is stored once: status
+        changes by uid, totals as the larger)."""
+        for seq, batch in self.outbox.pending_activity(ACTIVITY_BATCHES):
+            self.db.record_activity(**batch)
+            self.outbox.mark_activity_forwarded(seq)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -37,6 +37,7 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from ..errors import ConfigError, ConflictError, InvalidValueError, ZvpanelError
+from .activity import ActivityMethods
 from .alerts import AlertMethods
 from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backend
 from .configuration import ConfigurationMethods
@@ -93,7 +94,13 @@ def _bump_revision(conn: Connection, key: str) -> None:
 
 
 class Database(
-    UserMethods, ConfigurationMethods, EventMethods, FleetMethods, AlertMethods, ZoneMethods
+    UserMethods,
+    ConfigurationMethods,
+    EventMethods,
+    FleetMethods,
+    AlertMethods,
+    ActivityMethods,
+    ZoneMethods,
 ):
     """A zvpanel database, created and migrated when opened.
 

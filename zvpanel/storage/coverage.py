@@ -1,0 +1,218 @@
+"""How much of each hour or day a camera (or a store) was counting, and the heat grid.
+
+Coverage
+    A camera is covered while its engine credits it online time
+    (:class:`~zvpanel.engine.recorder.ActivityRecorder`: at each status change and every
+    :data:`~zvpanel.engine.recorder.FLUSH_SECONDS` while online). A process that dies
+    leaves no "offline" row; it simply stops crediting, so its cameras count as not
+    covered from its last flush on. Before a camera's first recorded status change
+    (zvpanel without this record, or a camera never run) its coverage is unknown (NaN),
+    not zero: old charts are drawn as they always were.
+
+    A bin's share is the camera's online seconds over the bin's known, elapsed seconds
+    (the hour under way counts up to now). A store's share is the mean over its expected
+    cameras: enabled and not deleted, or credited with time in the window. The database
+    adds up the quarter hours into local hours and days, like the event counts
+    (:mod:`zvpanel.storage.queries`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .activity import HEAT_COLUMNS, HEAT_ROWS, QUARTER_SECONDS
+from .database import Database, InvalidValueError, utc_text, validate_timezone
+from .queries import EventFilter, _bin_index
+
+__all__ = [
+    "COVERED_SHARE",
+    "camera_coverage",
+    "coverage_share",
+    "StoreGaps",
+    "store_gaps",
+    "heat_grid",
+]
+
+#: A bin at least this share covered counts as covered (a reconnect of a few seconds
+#: in an hour does not make its count doubtful).
+COVERED_SHARE = 0.98
+_QUARTER = pd.Timedelta(seconds=QUARTER_SECONDS)
+
+
+def _window(f: EventFilter, now: datetime | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if f.start is None or f.end is None:
+        raise InvalidValueError("coverage needs a window: give the filter's start and end")
+    now = datetime.now(timezone.utc) if now is None else now
+    start = pd.Timestamp(f.start).tz_convert("UTC").floor(_QUARTER)
+    return start, min(pd.Timestamp(f.end), pd.Timestamp(now)).tz_convert("UTC")
+
+
+def _quarter_bins(start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> pd.DataFrame:
+    """Every quarter hour of [start, end): its bin key (as SQL gives it) and elapsed seconds."""
+    quarters = pd.date_range(start, end, freq=_QUARTER, inclusive="left")
+    local = quarters.tz_convert(tz)
+    if freq == "h":  # the UTC start of the local hour, like Backend.hour_bin
+        keys = (quarters - pd.to_timedelta(local.minute, unit="m")).strftime("%Y-%m-%dT%H:%M:%S")
+    else:
+        keys = local.strftime("%Y-%m-%d")
+    seconds = np.minimum((end - quarters).total_seconds(), QUARTER_SECONDS)
+    return pd.DataFrame({"quarter": quarters, "bin": keys, "seconds": seconds})
+
+
+def _expected_cameras(db: Database, f: EventFilter, start: str, end: str) -> list[int]:
+    if f.camera_id is not None:
+        return [int(f.camera_id)]
+    with db.reader() as conn:
+        rows = conn.all(
+            "SELECT id FROM cameras WHERE store_id = ? AND enabled = 1 AND deleted_at IS NULL "
+            "UNION SELECT DISTINCT camera_id FROM camera_coverage WHERE store_id = ? "
+            "AND quarter_utc >= ? AND quarter_utc < ?",
+            (f.store_id, f.store_id, start, end),
+        )
+    return sorted(int(r[0]) for r in rows)
+
+
+def camera_coverage(
+    db: Database,
+    freq: Literal["h", "D"],
+    tz: str,
+    f: EventFilter,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """The share (0..1) of each local hour or day each camera was online.
+
+    ``f`` needs a store (or a camera) and a window; bins run from its start to its end or
+    ``now``, whichever is first. Index: bin starts in ``tz`` (as in
+    :func:`~zvpanel.storage.queries.binned_counts`); one column per camera id; NaN where
+    the camera's coverage is unknown (before its first recorded status change).
+    """
+    if freq not in ("h", "D"):
+        raise InvalidValueError(f"freq {freq!r} is not one of ('h', 'D')")
+    validate_timezone(tz)
+    if f.store_id is None and f.camera_id is None:
+        raise InvalidValueError("coverage needs a store_id or a camera_id")
+    start, end = _window(f, now)
+    if end <= start:
+        return pd.DataFrame(index=pd.DatetimeIndex([], tz=tz, name="timestamp"))
+    first, last = utc_text(start.to_pydatetime()), utc_text(end.to_pydatetime())
+    cameras = _expected_cameras(db, f, first, last)
+    quarters = _quarter_bins(start, end, freq, tz)
+    online = _online_seconds(db, freq, tz, cameras, first, last)
+    known_from = _first_records(db, cameras)
+    columns = {}
+    for camera_id in cameras:
+        since = known_from.get(camera_id)
+        known = quarters[quarters["quarter"] >= since] if since is not None else quarters[:0]
+        length = known.groupby("bin")["seconds"].sum().reindex(quarters["bin"].unique())
+        credited = online.get(camera_id, pd.Series(dtype=float)).reindex(length.index).fillna(0)
+        columns[camera_id] = (credited / length.where(length > 0)).clip(upper=1.0).to_numpy()
+    keys = list(quarters["bin"].unique())
+    out = pd.DataFrame(columns, index=_bin_index(keys, freq, tz)).astype(float)
+    out.index.name = "timestamp"
+    return out
+
+
+def _online_seconds(
+    db: Database, freq: str, tz: str, cameras: list[int], first: str, last: str
+) -> dict[int, pd.Series]:
+    """Per camera: online seconds per bin key, summed by the database. Two processes
+    credited in the same quarter (a camera moving between nodes) add up to a quarter."""
+    if not cameras:
+        return {}
+    bin_sql = db.hour_bin_sql("quarter_utc") if freq == "h" else db.local_day_sql("quarter_utc")
+    marks = ", ".join("?" * len(cameras))
+    sql = (
+        f"SELECT camera_id, {bin_sql} AS bin, sum(online_s) AS online_s FROM "
+        f"(SELECT camera_id, quarter_utc, CASE WHEN sum(online_s) > {QUARTER_SECONDS} "
+        f"THEN {QUARTER_SECONDS} ELSE sum(online_s) END AS online_s FROM camera_coverage "
+        f"WHERE camera_id IN ({marks}) AND quarter_utc >= ? AND quarter_utc < ? "
+        "GROUP BY camera_id, quarter_utc) AS quarters GROUP BY camera_id, bin"
+    )
+    params = [tz] * bin_sql.count("?") + cameras + [first, last]
+    with db.reader() as conn:
+        rows = conn.all(sql, params)
+    out: dict[int, dict[str, float]] = {}
+    for r in rows:
+        out.setdefault(int(r["camera_id"]), {})[str(r["bin"])] = float(r["online_s"])
+    return {camera_id: pd.Series(bins) for camera_id, bins in out.items()}
+
+
+def _first_records(db: Database, cameras: list[int]) -> dict[int, pd.Timestamp]:
+    """Per camera: the start of the quarter of its first recorded status change."""
+    if not cameras:
+        return {}
+    marks = ", ".join("?" * len(cameras))
+    with db.reader() as conn:
+        rows = conn.all(
+            "SELECT camera_id, min(ts_utc) AS first FROM camera_status_changes "
+            f"WHERE camera_id IN ({marks}) GROUP BY camera_id",
+            cameras,
+        )
+    return {
+        int(r["camera_id"]): pd.Timestamp(r["first"]).tz_convert("UTC").floor(_QUARTER)
+        for r in rows
+    }
+
+
+def coverage_share(per_camera: pd.DataFrame) -> pd.Series:
+    """A store's share per bin: the mean over its cameras whose coverage is known."""
+    return per_camera.mean(axis=1, skipna=True).rename("coverage")
+
+
+@dataclass(frozen=True)
+class StoreGaps:
+    """A store's coverage over a window: ``coverage`` the mean share (NaN: unknown),
+    ``gap_hours`` the local hours less than :data:`COVERED_SHARE` covered, and the
+    cameras that had such hours."""
+
+    store_id: int
+    coverage: float
+    gap_hours: int
+    cameras_with_gaps: tuple[int, ...]
+
+    @property
+    def has_gaps(self) -> bool:
+        return self.gap_hours > 0
+
+
+def store_gaps(
+    db: Database, start: datetime, end: datetime, now: datetime | None = None
+) -> dict[int, StoreGaps]:
+    """Per store (by id): its coverage over [start, end) (up to ``now``), for the overview.
+
+    Hours are each store's local hours.
+    """
+    out = {}
+    for store in db.list_stores():
+        where = EventFilter(store.id, None, start, end)
+        cameras = camera_coverage(db, "h", store.timezone, where, now)
+        share = coverage_share(cameras)
+        gappy = cameras.lt(COVERED_SHARE) & cameras.notna()
+        out[store.id] = StoreGaps(
+            store_id=store.id,
+            coverage=float(share.mean()) if share.notna().any() else float("nan"),
+            gap_hours=int((share < COVERED_SHARE).sum()),
+            cameras_with_gaps=tuple(int(c) for c in cameras.columns[gappy.any(axis=0)]),
+        )
+    return out
+
+
+def heat_grid(db: Database, camera_id: int, start: datetime, end: datetime) -> np.ndarray:
+    """Visits per cell of the camera's heat grid over the hours starting in [start, end):
+    shape (:data:`HEAT_ROWS`, :data:`HEAT_COLUMNS`), row 0 at the top of the frame."""
+    with db.reader() as conn:
+        rows = conn.all(
+            "SELECT cell_x, cell_y, sum(visits) AS visits FROM heat_cells WHERE camera_id = ? "
+            "AND hour_utc >= ? AND hour_utc < ? GROUP BY cell_x, cell_y",
+            (int(camera_id), utc_text(start), utc_text(end)),
+        )
+    grid = np.zeros((HEAT_ROWS, HEAT_COLUMNS), dtype=np.int64)
+    for r in rows:
+        if r["cell_y"] < HEAT_ROWS and r["cell_x"] < HEAT_COLUMNS:
+            grid[r["cell_y"], r["cell_x"]] = int(r["visits"])
+    return grid
