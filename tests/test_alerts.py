@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import panel as pn
 import pytest
@@ -353,3 +354,59 @@ def test_admin_alerts_tab_sets_limits_without_showing_the_webhook(app):
     read_only.store.value = store.id
     read_only.save_action()  # a forged click: refused on the server
     assert read_only.status.alert_type == "danger" and app.db.occupancy_limits() == []
+
+
+# ---------------------------------------------------------------------- in a browser
+@pytest.mark.ui
+def test_banner_and_one_webhook_in_a_real_server(tmp_path, model_path, browser, receiver, caplog):
+    """The README's panel serve: events stored by another process take a store over its
+    limit; every page shows the banner, the receiver gets exactly one POST while it stays
+    over (wobbling inside the hysteresis), and one more when it clears."""
+    import os
+
+    from serving import REPO_ROOT, login, panel_server
+
+    hook = receiver()
+    shots = Path(
+        os.environ.get("ZVPANEL_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots"
+    )
+    shots.mkdir(parents=True, exist_ok=True)
+    with panel_server(tmp_path, model_path) as server:
+        db = Database(server.db)
+        try:
+            shop = db.create_store("Shop <1>", "UTC")
+            door = db.create_camera(shop.id, "Door", "data/vtest.avi", enabled=False)
+            db.set_occupancy_limit(shop.id, 3, 1, hook.url)
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            login(page, server.url)
+            page.wait_for_url("**/live")
+            page.goto(server.url + "/analytics")
+            banner = page.locator(".zv-alert")
+            assert banner.count() == 0
+
+            add_people(db, door, 4)  # 4 inside: over 3
+            banner.wait_for(state="visible", timeout=30_000)
+            assert "Occupancy limit exceeded: Shop <1>" in banner.inner_text()
+            page.screenshot(path=str(shots / "alert-banner.png"))
+            add_people(db, door, 0, 1)  # 3: not cleared (clears at 2)
+            time.sleep(3 * 2.0)  # three evaluations of the server's alert job
+            add_people(db, door, 1)  # 4 again: still the same crossing
+            time.sleep(3 * 2.0)
+            page.goto(server.url + "/admin")  # every page shows it
+            page.locator(".zv-alert").wait_for(state="visible")
+            assert len(hook.posts) == 1
+            assert hook.posts[0][2]["event"] == "occupancy_exceeded"
+            assert hook.posts[0][2]["store"] == "Shop <1>"
+
+            add_people(db, door, 0, 2)  # 2 inside: cleared
+            page.locator(".zv-alert").wait_for(state="hidden", timeout=30_000)
+            posts = hook.wait_for(2)
+            assert [p[2]["event"] for p in posts] == ["occupancy_exceeded", "occupancy_cleared"]
+            assert [t.webhook for t in db.alert_transitions(shop.id)] == ["sent", "sent"]
+            context.close()
+        finally:
+            db.close()
+        log = server.log_text()
+    assert "secret" not in log and "webhook to http://127.0.0.1" in log
