@@ -36,7 +36,10 @@ from .queries import (
     per_camera,
 )
 from .retention import RETENTION_INTERVAL_SECONDS, RetentionJob
+from .review import Review, ReviewedEvent
+from .review_counts import REVIEWED_COLUMNS, reviewed_counts
 from .schema import SCHEMA_VERSION
+from .values import EventCrop
 from .writer import EVENT_QUEUE_SIZE, EventWriter, WriterStats
 
 __all__ = [
@@ -71,4 +74,9 @@ __all__ = [
     "bootstrap",
     "BootstrapResult",
     "DEMO_CALIBRATION",
+    "EventCrop",
+    "Review",
+    "ReviewedEvent",
+    "reviewed_counts",
+    "REVIEWED_COLUMNS",
 ]

@@ -250,6 +250,7 @@ _PG_TYPES = (
     ),
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
 )
 _TS = "CAST({column} AS timestamptz)"
 #: Arbitrary constants naming zvpanel's advisory locks (migrations; serial writes).

@@ -43,6 +43,7 @@ from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backe
 from .configuration import ConfigurationMethods
 from .events import EventMethods
 from .fleet import FleetMethods
+from .review import ReviewMethods
 from .schema import migrate
 from .users import UserMethods
 from .values import (
@@ -101,6 +102,7 @@ class Database(
     AlertMethods,
     ActivityMethods,
     ZoneMethods,
+    ReviewMethods,
 ):
     """A zvpanel database, created and migrated when opened.
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from ..config import MAX_RETENTION_DAYS
 from ..errors import InvalidValueError
 from .fleet import superseded
-from .values import Event, EventRow, event_from_row, utc_text
+from .values import Event, EventCrop, EventRow, check_crops, event_from_row, utc_text
 
 __all__ = ["EventMethods", "RollUp", "event_filter", "MAX_RETENTION_DAYS"]
 
@@ -38,13 +38,17 @@ class RollUp:
 class EventMethods:
     """The event methods of :class:`~zvpanel.storage.database.Database`."""
 
-    def insert_events(self, rows: Iterable[EventRow | tuple]) -> int:
-        """Insert event rows in one transaction (the :class:`EventWriter` and the nodes'
-        forwarders call this). A row whose ``uid`` is already stored is skipped, so a
-        batch sent again after a crash is stored once. A node's event counted while
-        another node held the camera's lease goes to ``superseded_events`` instead
+    def insert_events(
+        self, rows: Iterable[EventRow | tuple], crops: Iterable[EventCrop | tuple] = ()
+    ) -> int:
+        """Insert event rows, and the crops of some of them (:mod:`.review`), in one
+        transaction (the :class:`EventWriter` and the nodes' forwarders call this). A row
+        or crop whose ``uid`` is already stored is skipped, so a batch sent again after a
+        crash is stored once. A node's event counted while another node held the camera's
+        lease goes to ``superseded_events`` instead, without its crop
         (see :mod:`zvpanel.storage.fleet`)."""
         rows = [EventRow(*row) for row in rows]
+        crops = check_crops(crops)
         if not rows:
             return 0
         with self._write(serial=False) as conn:
@@ -62,6 +66,13 @@ class EventMethods:
                     [(r.uid, r.camera_id, r.node, r.ts_utc, aside[r.uid]) for r in rows
                      if r.uid in aside],
                 )  # fmt: skip
+            kept = [c for c in crops if c.uid not in aside]
+            if kept:
+                conn.executemany(
+                    "INSERT INTO event_crops (uid, camera_id, ts_utc, jpeg) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (uid) DO NOTHING",
+                    kept,
+                )
         return len(rows)
 
     def events(

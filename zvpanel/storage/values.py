@@ -7,6 +7,7 @@ strings compares the times and one query text serves SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
@@ -22,6 +23,9 @@ __all__ = [
     "Camera",
     "Event",
     "EventRow",
+    "EventCrop",
+    "check_crops",
+    "MAX_CROP_BYTES",
     "new_event_uid",
     "Change",
     "utc_text",
@@ -118,6 +122,32 @@ class EventRow(NamedTuple):
     uid: str | None = None
     #: The engine node that counted it (None: the dashboard process's own engine).
     node: str | None = None
+
+
+#: Largest crop stored (bytes): a crop is a thumbnail; anything bigger is a bug upstream.
+MAX_CROP_BYTES = 256 * 1024
+
+
+class EventCrop(NamedTuple):
+    """The crop of one event (:mod:`zvpanel.crops`): the event's uid, camera and time
+    (:func:`utc_text`), and the JPEG."""
+
+    uid: str
+    camera_id: int
+    ts_utc: str
+    jpeg: bytes
+
+
+def check_crops(crops: Iterable[EventCrop | tuple]) -> list[EventCrop]:
+    """The crops as :class:`EventCrop`, each a non-empty JPEG of at most MAX_CROP_BYTES."""
+    checked = [EventCrop(*crop) for crop in crops]
+    for crop in checked:
+        if not isinstance(crop.jpeg, bytes) or not 0 < len(crop.jpeg) <= MAX_CROP_BYTES:
+            size = len(crop.jpeg) if isinstance(crop.jpeg, bytes) else type(crop.jpeg).__name__
+            raise InvalidValueError(
+                f"crop of event {crop.uid}: {size} bytes; expected 1-{MAX_CROP_BYTES} bytes of JPEG"
+            )
+    return checked
 
 
 def new_event_uid() -> str:

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ..counting import CrossingEvent, ZoneEvent
 from .database import Database, EventRow, utc_text
-from .values import new_event_uid
+from .values import EventCrop, new_event_uid
 from .zones import ZoneEventRow
 
 __all__ = [
@@ -63,6 +63,7 @@ class _Submission:
     camera_id: int
     rows: tuple[EventRow, ...]
     zone_rows: tuple[ZoneEventRow, ...] = ()
+    crops: tuple[EventCrop, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.zone_rows)
@@ -103,9 +104,13 @@ class EventWriter:
         camera_id: int,
         events: Sequence[CrossingEvent | ZoneEvent],
         timestamp: datetime | float,
+        crops: Sequence[bytes | None] = (),
     ) -> bool:
         """Queue one frame's crossings and zone events (all stamped ``timestamp``); never
         blocks. Returns False if they were dropped (queue full or writer closed).
+
+        ``crops``: the JPEG crop of each crossing, in the crossings' order (None where
+        there is none), stored with it (:mod:`zvpanel.crops`).
         """
         if not events:
             return True
@@ -128,12 +133,19 @@ class EventWriter:
         zone_rows = tuple(
             zone_event_row(store_id, camera_id, e, ts) for e in events if isinstance(e, ZoneEvent)
         )
+        pictures = tuple(
+            EventCrop(row.uid, camera_id, ts, jpeg)
+            for row, jpeg in zip(rows, crops, strict=False)
+            if jpeg is not None
+        )
         n = len(rows) + len(zone_rows)
         with self._cond:
             if self._closing.is_set():
                 return self._drop(camera_id, n, "the writer is closed")
             try:
-                self._queue.put_nowait(_Submission(self._seq + 1, camera_id, rows, zone_rows))
+                self._queue.put_nowait(
+                    _Submission(self._seq + 1, camera_id, rows, zone_rows, pictures)
+                )
             except queue.Full:
                 return self._drop(camera_id, n, "the queue is full (disk too slow?)")
             self._seq += 1
@@ -228,7 +240,9 @@ class EventWriter:
     def _insert(self, batch: list[_Submission]) -> int:
         # Each table's insert skips uids already stored, so retrying a half-written batch
         # (crossings in, zone events failed) writes nothing twice.
-        written = self.db.insert_events(row for s in batch for row in s.rows)
+        written = self.db.insert_events(
+            (row for s in batch for row in s.rows), (c for s in batch for c in s.crops)
+        )
         return written + self.db.insert_zone_events(row for s in batch for row in s.zone_rows)
 
 

@@ -1,0 +1,195 @@
+"""Review of counts: crops made from real footage by the real model, stored with their
+events on both backends, reviews that never change events, raw vs reviewed counts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from argon2 import PasswordHasher
+
+from zvpanel.crops import CropSettings, head_region, padded_box
+from zvpanel.errors import InvalidValueError, NotFoundError
+from zvpanel.storage import (
+    REVIEWED_COLUMNS,
+    Database,
+    EventCrop,
+    EventFilter,
+    EventRow,
+    EventWriter,
+    reviewed_counts,
+    utc_text,
+)
+from zvpanel.storage.values import new_event_uid
+
+UTC = timezone.utc
+T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+VIDEO = Path(__file__).resolve().parents[1] / "data" / "vtest.avi"
+
+
+@pytest.fixture
+def db(db_target):
+    database = Database(db_target, password_hasher=PasswordHasher(time_cost=1, memory_cost=8192))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def camera(db: Database):
+    store = db.create_store("Main street", "Europe/Paris")
+    return db.create_camera(store.id, "Door", str(VIDEO))
+
+
+def jpeg(shade: int = 128) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", np.full((40, 20, 3), shade, np.uint8))
+    assert ok
+    return buffer.tobytes()
+
+
+def add_events(db: Database, camera, items, line: str = "door", crops: bool = True) -> list[str]:
+    """Insert (time, direction) events on ``line``, each with a crop; their uids."""
+    rows = [
+        EventRow(camera.store_id, camera.id, line, i, d, utc_text(t), i, 0.8, new_event_uid())
+        for i, (t, d) in enumerate(items)
+    ]
+    pictures = [EventCrop(r.uid, camera.id, r.ts_utc, jpeg(i)) for i, r in enumerate(rows)]
+    db.insert_events(rows, pictures if crops else ())
+    return [r.uid for r in rows]
+
+
+# --------------------------------------------------------------------------- storage
+def test_crops_are_stored_with_their_events_and_read_back(db: Database, camera):
+    uids = add_events(db, camera, [(T0, "entry"), (T0 + timedelta(minutes=1), "exit")])
+    assert db.event_crop(uids[0]) == jpeg(0)
+    assert db.event_crop(uids[1]) == jpeg(1)
+    assert db.event_crop(new_event_uid()) is None
+    listed = db.line_events(camera.id, "door", T0, T0 + timedelta(hours=1))
+    assert [e.event.uid for e in listed] == uids  # time order
+    assert all(e.has_crop and e.verdict is None for e in listed)
+
+
+def test_a_batch_sent_again_keeps_each_crop_once(db: Database, camera):
+    row = EventRow(camera.store_id, camera.id, "door", 1, "entry", utc_text(T0), 1, 0.8, "u-1")
+    crop = EventCrop("u-1", camera.id, row.ts_utc, jpeg(7))
+    db.insert_events([row], [crop])
+    db.insert_events([row], [crop._replace(jpeg=jpeg(200))])
+    assert db.event_crop("u-1") == jpeg(7)
+    assert len(db.events()) == 1
+
+
+def test_a_crop_that_is_not_a_small_jpeg_is_refused(db: Database, camera):
+    row = EventRow(camera.store_id, camera.id, "door", 1, "entry", utc_text(T0), 1, 0.8, "u-2")
+    with pytest.raises(InvalidValueError, match="crop of event u-2: 0 bytes"):
+        db.insert_events([row], [EventCrop("u-2", camera.id, row.ts_utc, b"")])
+    assert db.events() == []  # nothing half-written
+
+
+def test_crop_retention_and_event_roll_up_remove_crops(db: Database, camera):
+    old, new = add_events(db, camera, [(T0 - timedelta(days=10), "entry"), (T0, "entry")])
+    assert db.apply_crop_retention(5, now=T0) == 1
+    assert db.event_crop(old) is None and db.event_crop(new) is not None
+    assert len(db.events()) == 2  # crop retention never touches events
+    db.roll_up_events(T0 + timedelta(hours=1))  # the events go: their crops go with them
+    assert db.event_crop(new) is None
+    with pytest.raises(InvalidValueError, match="crop retention days 0"):
+        db.apply_crop_retention(0)
+
+
+def test_reviews_never_change_the_recorded_events(db: Database, camera):
+    uids = add_events(db, camera, [(T0, "entry"), (T0 + timedelta(seconds=2), "entry")])
+    before = db.events()
+    review = db.review_event(uids[1], "double", "alice")
+    assert (review.verdict, review.reviewer, review.line_id) == ("double", "alice", "door")
+    db.review_event(uids[1], "wrong", "bob")  # a new verdict replaces the old one
+    missed = db.add_missed(camera.id, "door", "exit", T0 + timedelta(minutes=3), "bob")
+    assert db.events() == before
+    assert db.count_events(camera_id=camera.id) == {"entry": 2, "exit": 0}
+    reviews = db.reviews(camera.id)
+    assert [(r.event_uid, r.verdict, r.reviewer) for r in reviews] == [
+        (uids[1], "wrong", "bob"),
+        (None, "missed", "bob"),
+    ]
+    listed = db.line_events(camera.id, "door", T0, T0 + timedelta(hours=1))
+    assert [e.verdict for e in listed] == [None, "wrong"]
+    assert db.delete_review(missed.id) and not db.delete_review(missed.id)
+
+
+def test_bad_reviews_are_refused_naming_the_value(db: Database, camera):
+    (uid,) = add_events(db, camera, [(T0, "entry")])
+    with pytest.raises(InvalidValueError, match="verdict 'missed'"):
+        db.review_event(uid, "missed", "alice")
+    with pytest.raises(NotFoundError, match="no event with uid 'nope'"):
+        db.review_event("nope", "wrong", "alice")
+    with pytest.raises(InvalidValueError, match="direction 'in'"):
+        db.add_missed(camera.id, "door", "in", T0, "alice")
+    with pytest.raises(NotFoundError, match="no camera with id 999"):
+        db.add_missed(999, "door", "entry", T0, "alice")
+    assert db.reviews() == []
+
+
+def test_reviewed_counts_per_line_and_local_day(db: Database, camera):
+    # Paris is UTC+1 in January: 23:30 UTC on the 15th is the 16th locally.
+    day1 = [(T0 + timedelta(minutes=i), "entry") for i in range(4)]
+    late = [(datetime(2026, 1, 15, 23, 30, tzinfo=UTC), "entry")]
+    uids = add_events(db, camera, day1 + late)
+    add_events(db, camera, [(T0, "exit")], line="side")
+    db.review_event(uids[0], "wrong", "alice")
+    db.review_event(uids[1], "double", "alice")
+    db.add_missed(camera.id, "door", "entry", T0 + timedelta(hours=1), "alice")
+    db.add_missed(camera.id, "door", "exit", T0 + timedelta(hours=1), "alice")
+    counts = reviewed_counts(db, "Europe/Paris", EventFilter(store_id=camera.store_id))
+    assert list(counts.columns) == REVIEWED_COLUMNS
+    rows = {
+        (r.date, r.line_id, r.direction): (r.raw, r.wrong, r.double, r.missed, r.reviewed)
+        for r in counts.itertuples()
+    }
+    assert rows == {
+        (date(2026, 1, 15), "door", "entry"): (4, 1, 1, 1, 3),
+        (date(2026, 1, 15), "door", "exit"): (0, 0, 0, 1, 1),
+        (date(2026, 1, 15), "side", "exit"): (1, 0, 0, 0, 1),
+        (date(2026, 1, 16), "door", "entry"): (1, 0, 0, 0, 1),
+    }
+    keys = zip(counts.date, counts.line_id, counts.direction, strict=True)
+    precision = dict(zip(keys, counts.precision, strict=True))
+    assert precision[(date(2026, 1, 15), "door", "entry")] == pytest.approx(0.5)
+    assert np.isnan(precision[(date(2026, 1, 15), "door", "exit")])  # nothing counted
+    only_side = reviewed_counts(db, "Europe/Paris", EventFilter(camera_id=camera.id), "side")
+    assert only_side["raw"].tolist() == [1]
+
+
+def test_reviewed_counts_keep_raw_counts_and_reviews_after_a_roll_up(db: Database, camera):
+    uids = add_events(db, camera, [(T0, "entry"), (T0 + timedelta(minutes=5), "entry")])
+    db.review_event(uids[0], "wrong", "alice")
+    before = reviewed_counts(db, "UTC")
+    db.roll_up_events(T0 + timedelta(hours=2))
+    assert db.events() == []
+    after = reviewed_counts(db, "UTC")
+    assert after.equals(before)
+    assert after[["raw", "wrong", "reviewed"]].values.tolist() == [[2, 1, 1]]
+
+
+def test_the_event_writer_stores_the_crops_it_is_given(db: Database, camera):
+    from zvpanel.counting import CrossingEvent
+
+    events = [CrossingEvent("door", 3, "entry", 10, 0.9, (1.0, 2.0))] * 2
+    with EventWriter(db) as writer:
+        assert writer.submit(camera.store_id, camera.id, events, T0, crops=(jpeg(9), None))
+        assert writer.flush(10)
+    first, second = db.line_events(camera.id, "door", T0, T0 + timedelta(seconds=1))
+    assert db.event_crop(first.event.uid) == jpeg(9) and first.has_crop
+    assert not second.has_crop
+
+
+# --------------------------------------------------------------------------- crops
+def test_crop_box_is_padded_and_clipped():
+    assert padded_box((100, 100, 140, 200), 768, 576) == (94, 85, 146, 215)
+    assert padded_box((0, 500, 30, 576), 768, 576) == (0, 488, 35, 576)
+    assert head_region((100, 100, 140, 200), 768, 576) == (100, 100, 140, 125)
+
+
+def test_crop_settings_are_validated():
+    with pytest.raises(ValueError, match="crop size=8"):
+        CropSettings(size=8)
