@@ -410,3 +410,32 @@ def test_banner_and_one_webhook_in_a_real_server(tmp_path, model_path, browser, 
             db.close()
         log = server.log_text()
     assert "secret" not in log and "webhook to http://127.0.0.1" in log
+
+
+def test_zone_limit_follows_stored_zone_events(db, store, receiver):
+    from zvpanel.storage.zones import ZoneEventRow
+
+    store, camera = store
+    hook = receiver()
+    db.set_occupancy_limit(store.id, 2, 0, hook.url, camera_id=camera.id, zone_id="till")
+    job = AlertJob(db, WebhookSender(db, backoff=0.05))
+    now = utc_text(datetime.now(timezone.utc))
+
+    def zone(kind: str, track: int) -> None:
+        dwell = 5.0 if kind == "leave" else None
+        db.insert_zone_events(
+            [ZoneEventRow(store.id, camera.id, "till", track, kind, now, 0, dwell)]
+        )
+
+    try:
+        kinds = []
+        for kind, track in (("enter", 1), ("enter", 2), ("enter", 3), ("leave", 1)):
+            zone(kind, track)
+            kinds.append([t.kind for t in job.run_once()])
+        posts = hook.wait_for(2)
+    finally:
+        job.stop()
+    assert kinds == [[], [], ["exceeded"], ["cleared"]]
+    assert [p[2]["event"] for p in posts] == ["occupancy_exceeded", "occupancy_cleared"]
+    body = posts[0][2]
+    assert (body["zone_id"], body["camera_id"], body["occupancy"]) == ("till", camera.id, 3)

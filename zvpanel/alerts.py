@@ -25,7 +25,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -60,6 +60,9 @@ WEBHOOK_MAX_BACKOFF_SECONDS = 60.0
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 #: Webhooks waiting to be sent; beyond it a new one is recorded as failed, not queued.
 WEBHOOK_QUEUE_SIZE = 256
+#: How far past this process's clock zone events still count as "now" (other machines'
+#: clocks differ a little).
+CLOCK_SLACK_SECONDS = 60.0
 #: Answers worth trying again: the receiver is busy or broken for now.
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -254,7 +257,10 @@ class AlertJob:
 
 
 def limit_occupancy(db: Database, limit: OccupancyLimit) -> int | None:
-    """The occupancy a limit watches; None when it cannot be known here."""
+    """The occupancy a limit watches: the store's today, or the zone's now (its stored
+    enter and leave events, which every engine writes, like crossings)."""
     if limit.is_zone:
-        return None
+        # A little past now: a node's clock may run slightly ahead of this one.
+        until = datetime.now(timezone.utc) + timedelta(seconds=CLOCK_SLACK_SECONDS)
+        return db.zone_occupancy_before(limit.camera_id, limit.zone_id, until)
     return store_occupancy(db, limit.store_id)
