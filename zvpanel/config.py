@@ -38,6 +38,9 @@ MAX_INFERENCE_REQUESTS = 16
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: Longest event retention accepted (ten years).
 MAX_RETENTION_DAYS = 3650
+#: Bounds of a crossing's crop (its longer side, pixels; ZVPANEL_CROPS_SIZE).
+MIN_CROP_SIZE = 32
+MAX_CROP_SIZE = 640
 #: The trackers that ship with Ultralytics.
 TrackerKind = Literal["bytetrack", "botsort"]
 
@@ -79,6 +82,34 @@ class Settings(BaseSettings):
         description=(
             "Roll raw events older than this many days into hourly totals per line (charts "
             "and binned CSV stay exact; track ids and exact times go). Unset: keep every event."
+        ),
+    )
+    crops: bool = Field(
+        True,
+        description=(
+            "Keep a small JPEG of the person at each crossing, for the review page (/review)."
+        ),
+    )
+    crops_size: int = Field(
+        160,
+        ge=MIN_CROP_SIZE,
+        le=MAX_CROP_SIZE,
+        description="Longer side of a crossing's crop in pixels (crops are only scaled down).",
+    )
+    crops_retention_days: int = Field(
+        30,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description=(
+            "Delete crops older than this many days (sooner if their events are rolled up "
+            "by ZVPANEL_RETENTION_DAYS); events and reviews stay."
+        ),
+    )
+    crops_privacy_blur: bool = Field(
+        True,
+        description=(
+            "Pixelate the head (top quarter of the person's box) in every crop, so nobody "
+            "is recognisable in stored crops."
         ),
     )
     model: str = Field(
