@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import tempfile
 from functools import lru_cache
@@ -41,6 +42,9 @@ MAX_RETENTION_DAYS = 3650
 #: Bounds of a crossing's crop (its longer side, pixels; ZVPANEL_CROPS_SIZE).
 MIN_CROP_SIZE = 32
 MAX_CROP_SIZE = 640
+#: How report mails reach the SMTP server.
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+_MAIL_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 #: The trackers that ship with Ultralytics.
 TrackerKind = Literal["bytetrack", "botsort"]
 
@@ -196,6 +200,29 @@ class Settings(BaseSettings):
             "the engines of other processes publish on the bus (needs ZVPANEL_MQTT_URL)."
         ),
     )
+    reports_dir: Path | None = Field(
+        None,
+        description=(
+            "Folder where a dashboard process writes each store's daily and weekly report "
+            "(HTML with the charts, plus CSV) once the day or week is over (see "
+            "ZVPANEL_SMTP_HOST to also mail them). Unset: reports only on demand "
+            "(zvpanel report)."
+        ),
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server that mails the reports. Unset: reports are not mailed."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of ZVPANEL_SMTP_HOST.")
+    smtp_security: SmtpSecurity = Field(
+        "starttls",
+        description="'starttls' (upgrade the connection), 'ssl' (TLS from the start) or 'none'.",
+    )
+    smtp_username: str | None = Field(None, description="SMTP login (optional).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (optional).")
+    smtp_from: str | None = Field(None, description="Sender address of the report mails.")
+    smtp_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Recipients of the report mails, comma separated."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -217,7 +244,7 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
-    @field_validator("person_classes", "allowed_origins", mode="before")
+    @field_validator("person_classes", "allowed_origins", "smtp_to", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -256,6 +283,24 @@ class Settings(BaseSettings):
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("smtp_from", "smtp_to")
+    @classmethod
+    def _addresses(cls, value):
+        for address in [value] if isinstance(value, str) else value or []:
+            # One plain address each: no display names, no line breaks into the headers.
+            if not _MAIL_ADDRESS.fullmatch(address):
+                raise ValueError(f"{address!r} is not an e-mail address like name@example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        if self.smtp_host is not None and (self.smtp_from is None or not self.smtp_to):
+            raise ValueError(
+                f"{ENV_PREFIX}SMTP_HOST is set: also set {ENV_PREFIX}SMTP_FROM and "
+                f"{ENV_PREFIX}SMTP_TO"
+            )
+        return self
 
     @model_validator(mode="after")
     def _admin_pair(self) -> Settings:
