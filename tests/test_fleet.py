@@ -25,6 +25,7 @@ import pytest
 from zvpanel.app import App
 from zvpanel.calibration import parse_calibration
 from zvpanel.storage import Database
+from zvpanel.storage.values import parse_utc
 
 #: Longest wait for something a node should do within seconds (model loading included).
 DEADLINE_S = 120.0
@@ -107,6 +108,11 @@ class Fleet:
     def heartbeat(self, name: str):
         return next((n for n in self.db.list_nodes() if n.name == name), None)
 
+    def cameras_of(self, name: str) -> tuple[int, ...]:
+        """The cameras node ``name`` said it runs at its last heartbeat (none yet: ())."""
+        beat = self.heartbeat(name)
+        return () if beat is None else beat.cameras
+
     def central_uids(self, node: str | None = None, camera_id: int | None = None) -> list[str]:
         return [
             e.uid for e in self.db.events(camera_id=camera_id) if node is None or e.node == node
@@ -120,6 +126,12 @@ class Fleet:
 
     def backlog(self, name: str) -> int:
         return sum(1 for _, forwarded in self.outbox_rows(name) if forwarded is None)
+
+    def outbox_times(self, name: str) -> dict[str, float]:
+        """uid -> when it was counted (seconds since the epoch), of the node's events."""
+        with sqlite3.connect(self.outbox(name)) as conn:
+            rows = conn.execute("SELECT uid, ts_utc FROM outbox").fetchall()
+        return {uid: parse_utc(ts).timestamp() for uid, ts in rows}
 
     def close(self) -> None:
         for process in self.nodes.values():
@@ -431,30 +443,85 @@ def test_pool_camera_moves_when_its_node_loses_the_database(fleet: Fleet, postgr
     link = Link(postgres.port)
     try:
         fleet.start_node("a", "--pool", "p", url=link.url(fleet.url))
-        wait_for("a to run the camera", lambda: fleet.heartbeat("a").cameras == (camera,))
+        wait_for("a to run the camera", lambda: fleet.cameras_of("a") == (camera,))
         fleet.start_node("b", "--pool", "p")
         wait_for("b's heartbeat", lambda: fleet.heartbeat("b"))
 
-        link.cut()  # a keeps running, but can no longer renew its lease
+        link.cut()  # a cannot renew its lease, and counts on: it cannot tell why
         cut = time.monotonic()
-        wait_for("b to take the camera", lambda: fleet.heartbeat("b").cameras == (camera,))
+        wait_for("b to take the camera", lambda: fleet.cameras_of("b") == (camera,))
         took = time.monotonic() - cut
         print(f"failover after losing the link: {took:.1f} s")
         assert took < FAILOVER_LIMIT_S, f"failover took {took:.1f} s"
         wait_for("b's events", lambda: fleet.central_uids("b", camera))
+        b_term = fleet.db.lease_terms(camera)[-1]
+        assert b_term.node == "b"
+        wait_for(
+            "a to count a crossing while b holds the camera",
+            lambda: max(fleet.outbox_times("a").values(), default=0) > b_term.started_at + 1,
+        )
 
-        link.restore()  # a forwards what it counted before it let the camera go
+        link.restore()  # a forwards what it counted and lets the camera go
         wait_for("a's outbox to drain", lambda: fleet.backlog("a") == 0)
-        wait_for("a to report no camera", lambda: fleet.heartbeat("a").cameras == ())
+        wait_for("a to report no camera", lambda: fleet.cameras_of("a") == ())
     finally:
         link.close()
+    fleet.stop_node("a")
+    fleet.stop_node("b")
     events = fleet.db.events(camera_id=camera)
-    assert sorted(e.uid for e in events if e.node == "a") == sorted(
-        uid for uid, _ in fleet.outbox_rows("a")
-    )
+    uids = [e.uid for e in events]
+    assert len(uids) == len(set(uids)), "an event was stored twice"
+    counted_by_a = fleet.outbox_times("a")
+    aside = fleet.db.superseded_events(camera)
+    stored_a = {e.uid for e in events if e.node == "a"}
+    assert stored_a | set(aside) == set(counted_by_a) and not stored_a & set(aside)
+    # What a counted while b held the camera is set aside, and nothing else.
+    b_term = next(t for t in fleet.db.lease_terms(camera) if t.node == "b")
+    in_b_term = {u for u, t in counted_by_a.items() if b_term.started_at <= t < b_term.ended_at}
+    assert in_b_term and set(aside) == in_b_term
+    assert set(aside.values()) == {b_term.holder}
     last_a = max(e.timestamp for e in events if e.node == "a")
     first_b = min(e.timestamp for e in events if e.node == "b")
-    assert last_a < first_b, "a went on counting after b took the camera"
+    assert last_a < first_b, "the central table counts the overlap twice"
+    print(f"a counted {len(counted_by_a)}: {len(stored_a)} stored, {len(aside)} set aside")
+
+
+def test_pool_camera_counts_on_through_a_database_outage(fleet: Fleet, postgres) -> None:
+    from zvpanel.node import LEASE_SECONDS, RECONNECT_GRACE_SECONDS, RENEW_SECONDS
+
+    camera = fleet.camera("Pool door")
+    fleet.db.assign_camera(camera, pool="p")
+    fleet.start_node("a", "--pool", "p")
+    wait_for("a to run the camera", lambda: fleet.cameras_of("a") == (camera,))
+    fleet.start_node("b", "--pool", "p")
+    wait_for("b's heartbeat", lambda: fleet.heartbeat("b"))
+    wait_for("a's first events stored", lambda: fleet.central_uids("a", camera))
+
+    postgres.stop()
+    stopped = time.time()
+    try:
+        # Well past the time its lease expired, a still counts (into its outbox).
+        wait_for(
+            "a crossing counted long after a's lease expired",
+            lambda: max(fleet.outbox_times("a").values()) > stopped + LEASE_SECONDS + RENEW_SECONDS,
+            deadline=300,
+        )
+    finally:
+        postgres.start()
+    wait_for("a's outbox to drain", lambda: fleet.backlog("a") == 0)
+    time.sleep(RECONNECT_GRACE_SECONDS + 2 * RENEW_SECONDS)  # b had its chances to claim
+    # The holder renewed first: a's one term spans the outage, b never took the camera.
+    assert [t.holder.partition("@")[0] for t in fleet.db.lease_terms(camera)] == ["a"]
+    assert fleet.cameras_of("a") == (camera,) and fleet.cameras_of("b") == ()
+    fleet.stop_node("b")
+    fleet.stop_node("a")  # forwards what it counted last
+
+    counted = fleet.outbox_times("a")
+    stored = fleet.central_uids(camera_id=camera)
+    assert sorted(stored) == sorted(counted), "an event was lost, invented or stored twice"
+    assert fleet.db.superseded_events(camera) == {}
+    outage = [t for t in counted.values() if stopped <= t]
+    print(f"a counted {len(counted)} events, {len(outage)} of them from the outage on")
 
 
 def test_a_lease_has_one_holder_until_it_expires(db_target) -> None:

@@ -4,7 +4,7 @@ events in a local outbox and forwards them to the central database exactly once.
 from __future__ import annotations
 
 from .app import HEARTBEAT_SECONDS, NodeApp
-from .leases import FENCE_MARGIN_SECONDS, LEASE_SECONDS, RENEW_SECONDS, Leases
+from .leases import LEASE_SECONDS, RECONNECT_GRACE_SECONDS, RENEW_SECONDS, Leases
 from .outbox import FORWARD_BATCH, Forwarder, Outbox
 
 __all__ = [
@@ -15,6 +15,6 @@ __all__ = [
     "HEARTBEAT_SECONDS",
     "LEASE_SECONDS",
     "RENEW_SECONDS",
-    "FENCE_MARGIN_SECONDS",
+    "RECONNECT_GRACE_SECONDS",
     "FORWARD_BATCH",
 ]

@@ -4,13 +4,23 @@ Every :data:`RENEW_SECONDS` the node reads the assignments and claims (or renews
 of :data:`LEASE_SECONDS` on each camera of its pool; a lease is free for another node
 once it expired in the database's clock (:meth:`~zvpanel.storage.Database.claim_lease`).
 
-Never two at once
-    A node that cannot renew (it lost the database, or the link) stops running the camera
-    once :data:`LEASE_SECONDS` minus :data:`FENCE_MARGIN_SECONDS` have passed on its own
-    monotonic clock since it *sent* its last successful renewal. The database set that
-    lease's expiry at least that late, so the node stops before another node can take
-    the camera. A node killed outright holds nothing. Either way the camera moves within
-    LEASE_SECONDS + RENEW_SECONDS (+ starting its stream) to another live node of the pool.
+Through outages
+    A node that cannot reach the database keeps running the pool cameras it holds,
+    counting into its outbox: it cannot tell a database outage (nobody can take its
+    leases, so stopping would only lose crossings) from a cut in its own link. In the
+    second case another node of the pool takes the camera once the lease expired, within
+    LEASE_SECONDS + RENEW_SECONDS (+ starting its stream), as when a node is killed; both
+    count it until the cut node reaches the database again, finds the lease taken and
+    stops the camera. The database keeps one copy of each crossing: the events a node
+    counted while another node held the lease are set aside when they are forwarded
+    (:mod:`zvpanel.storage.fleet`), so two nodes never count one camera at once as far as
+    recorded counts go.
+
+Holders first after an outage
+    A node that could not reach the database waits :data:`RECONNECT_GRACE_SECONDS` once
+    it can again before it claims cameras it does not hold: after a database outage every
+    lease has expired, and the nodes that held them renew first instead of racing the
+    others for them (which would move the cameras for nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from collections.abc import Callable
 from ..storage import Database
 from ..storage.fleet import Assignment
 
-__all__ = ["Leases", "LEASE_SECONDS", "RENEW_SECONDS", "FENCE_MARGIN_SECONDS"]
+__all__ = ["Leases", "LEASE_SECONDS", "RENEW_SECONDS", "RECONNECT_GRACE_SECONDS"]
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +42,14 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15.0
 #: How often leases are renewed and free ones claimed.
 RENEW_SECONDS = 3.0
-#: A node stops a camera this long before its unrenewed lease expires (time to stop it).
-FENCE_MARGIN_SECONDS = 5.0
+#: After reaching the database again, a node claims no new camera for this long (two
+#: renewals: the holders of the expired leases renew theirs first).
+RECONNECT_GRACE_SECONDS = 2 * RENEW_SECONDS
 
 
 class Leases:
     """The cameras node ``name`` (of ``pool``, if any) may run; :meth:`runs` answers
-    without the database, so an engine can stop a camera while the database is down."""
+    without the database, from what the database said last."""
 
     def __init__(
         self,
@@ -55,8 +66,10 @@ class Leases:
         self.pool = pool
         self.on_change = on_change
         self._assigned: dict[int, Assignment] = {}
-        self._valid_until: dict[int, float] = {}  # pool camera -> monotonic fence time
+        self._held: set[int] = set()  # pool cameras whose lease this node holds
         self._running: set[int] = set()  # what on_change last told
+        self._unreachable = False  # the last refresh failed
+        self._claims_from = 0.0  # monotonic time from which new cameras may be claimed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zvpanel-leases", daemon=True)
@@ -72,7 +85,7 @@ class Leases:
         if self._thread.is_alive():
             self._thread.join()
         with self._lock:
-            self._valid_until.clear()
+            self._held.clear()
         try:
             self.db.release_leases(self.holder)
         except Exception:  # the database may be the reason we stop; the leases expire anyway
@@ -88,22 +101,28 @@ class Leases:
                 return False
             if assignment.node is not None:
                 return assignment.node == self.name
-            return time.monotonic() < self._valid_until.get(camera_id, 0.0)
+            return camera_id in self._held
 
     def held(self) -> list[int]:
         with self._lock:
-            now = time.monotonic()
-            return sorted(c for c, until in self._valid_until.items() if now < until)
+            return sorted(self._held)
 
     def refresh(self) -> None:
-        """Read the assignments, renew or claim this pool's leases, fence expired ones."""
+        """Read the assignments, renew or claim this pool's leases, let go of those
+        another node took. The database being down changes nothing."""
         try:
             assigned = self.db.camera_assignments()
+            if self._unreachable:
+                self._unreachable = False
+                self._claims_from = time.monotonic() + RECONNECT_GRACE_SECONDS
             with self._lock:
                 self._assigned = assigned
             self._claim_pool_cameras(assigned)
+        except Exception:
+            self._unreachable = True
+            raise
         finally:
-            # Also when the database is down: a fenced camera is stopped all the same.
+            # Tell the engine what changed, also when the refresh failed half-way.
             running = {c for c in self._known() if self.runs(c)}
             changed, self._running = running ^ self._running, running
             for camera_id in sorted(changed):
@@ -111,28 +130,38 @@ class Leases:
 
     def _known(self) -> set[int]:
         with self._lock:
-            return set(self._assigned) | set(self._valid_until)
+            return set(self._assigned) | self._held
 
     def _claim_pool_cameras(self, assigned: dict[int, Assignment]) -> None:
         for camera_id, assignment in assigned.items():
             if self.pool is None or assignment.pool != self.pool:
                 continue
-            sent = time.monotonic()
+            if camera_id not in self._held and time.monotonic() < self._claims_from:
+                continue  # the holders renew first after an outage
             if self.db.claim_lease(camera_id, self.holder, LEASE_SECONDS):
-                until = sent + LEASE_SECONDS - FENCE_MARGIN_SECONDS
                 with self._lock:
-                    self._valid_until[camera_id] = until
-            else:
+                    self._held.add(camera_id)
+            elif camera_id in self._held:  # taken while this node could not renew
+                log.warning(
+                    "node %s: another node of pool %s took camera %d; stopping it",
+                    self.name, self.pool, camera_id,
+                )  # fmt: skip
                 with self._lock:
-                    self._valid_until.pop(camera_id, None)
+                    self._held.discard(camera_id)
         with self._lock:  # cameras no longer in this pool
-            for camera_id in list(self._valid_until):
-                if assigned.get(camera_id, Assignment(camera_id)).pool != self.pool:
-                    del self._valid_until[camera_id]
+            self._held = {c for c in self._held if assigned.get(c, Assignment(c)).pool == self.pool}
 
     def _loop(self) -> None:
         while not self._stop.wait(RENEW_SECONDS):
+            was_unreachable = self._unreachable
             try:
                 self.refresh()
             except Exception as error:  # top of the thread loop: the database may be down
-                log.warning("node %s: could not renew leases: %s", self.name, error)
+                if not was_unreachable:  # one line per outage, not one per renewal
+                    log.warning(
+                        "node %s: cannot renew leases (%s); it keeps running cameras %s",
+                        self.name, str(error).strip() or type(error).__name__, self.held(),
+                    )  # fmt: skip
+                continue
+            if was_unreachable:
+                log.info("node %s: database reachable again; leases renewed", self.name)
