@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import holoviews as hv
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from zvpanel.calibration import parse_calibration
 from zvpanel.engine import CameraStatus, Engine, ResultHub
 from zvpanel.engine.recorder import ActivityRecorder
 from zvpanel.node.outbox import Forwarder, Outbox
-from zvpanel.storage import Database, EventFilter, EventWriter
+from zvpanel.storage import Database, EventFilter, EventRow, EventWriter
 from zvpanel.storage.activity import (
     HEAT_COLUMNS,
     HEAT_ROWS,
@@ -294,3 +295,66 @@ def test_real_footage_fills_the_heat_grid_where_people_walk(tmp_path: Path, vide
     share = camera_coverage(db, "h", "UTC", window)[camera.id]
     assert np.nansum(share.to_numpy()) > 0
     db.close()
+
+
+# --------------------------------------------------------------------------- analytics page
+def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
+    from bokeh.document import Document
+
+    from zvpanel.ui.analytics import AnalyticsView
+
+    camera = next(c for c in app.db.list_cameras() if c.name == "Demo camera")
+    store = app.db.update_store(camera.store_id, timezone="Europe/Berlin")
+    # Three local hours of yesterday (within the page's default dates, and over):
+    # watched, half watched, camera down.
+    yesterday = datetime.now(store.tz) - timedelta(days=1)
+    first = yesterday.replace(hour=10, minute=0, second=0, microsecond=0).astimezone(UTC)
+    quarters = [first + timedelta(minutes=15 * i) for i in range(8)]  # two hours
+    app.db.record_activity(
+        changes=[
+            _change(camera, first, "online"),
+            _change(camera, first + timedelta(hours=1, minutes=30), "offline", "camera unplugged"),
+        ],
+        coverage=[_quarter(camera, t, 900) for t in quarters[:6]],
+        heat=[
+            HeatRow(camera.id, utc_text(first), "run-a", 10, 12, 4),
+            HeatRow(camera.id, utc_text(first), "run-a", 11, 12, 2),
+        ],
+    )
+    app.db.insert_events(
+        [
+            EventRow(
+                camera.store_id,
+                camera.id,
+                "door",
+                1,
+                "entry",
+                utc_text(first + timedelta(minutes=5)),
+                1,
+                0.9,
+            )
+        ]
+    )
+    view = AnalyticsView(app)
+    view.camera_select.value = camera.id
+    view.__panel__().get_root(Document())
+
+    binned = view.binned()
+    hours = binned.loc[first.astimezone(store.tz) :]
+    assert hours["coverage"].iloc[:3].tolist() == [1.0, 0.5, 0.0]
+    assert hours["entries"].iloc[:3].tolist() == [1, 0, 0]
+    assert 'id="zv-coverage-gaps"' in view.summary.object
+    labels = {layer.label for layer in view.timeline.object}
+    assert {"camera down", "partly covered", "entries", "exits"} <= labels
+    csv = view._binned_csv().getvalue().splitlines()
+    assert csv[0] == "timestamp,entries,exits,coverage"
+    assert any(line.endswith(",1,0,1.0") for line in csv)
+    assert any(line.endswith(",0,0,0.0") for line in csv)
+
+    assert 'data-visits="6"' in view.heat_caption.object
+    assert view.data.heat[12, 10] == 4 and view.data.heat[12, 11] == 2
+    snapshot, heat = list(view.heatmap.object)  # the heat grid over the camera's frame
+    assert isinstance(snapshot, hv.RGB) and heat.vdims[0].name == "visits"
+    assert snapshot.bounds.lbrt() == heat.bounds.lbrt() == (0, 0, 768, 576)
+    view.camera_select.value = 0  # all cameras: no heat map
+    assert "Choose a camera" in view.heat_caption.object

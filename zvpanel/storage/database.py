@@ -43,6 +43,7 @@ from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backe
 from .configuration import ConfigurationMethods
 from .events import EventMethods
 from .fleet import FleetMethods
+from .reports import ReportMethods
 from .review import ReviewMethods
 from .schema import migrate
 from .users import UserMethods
@@ -100,6 +101,7 @@ class Database(
     EventMethods,
     FleetMethods,
     AlertMethods,
+    ReportMethods,
     ActivityMethods,
     ZoneMethods,
     ReviewMethods,

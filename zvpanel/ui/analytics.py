@@ -1,24 +1,34 @@
-"""Analytics page: entries/exits over time, occupancy, per-camera breakdown, CSV downloads.
+"""Analytics page: entries/exits over time, occupancy, per-camera breakdown, CSV downloads,
+and a heat map of where people walk.
 
 Times are shown in the store's time zone; hours and days are that zone's hours and days.
 The database does the counting (:mod:`zvpanel.storage.queries`: bins, per-camera totals,
 rolled-up old hours included); only the raw-events download reads single events. The
 charts re-query when new events arrive (checked every :data:`REFRESH_MS`).
+
+Bins in which the cameras were down, or only partly watching
+(:mod:`zvpanel.storage.coverage`), are shaded and labelled, never shown as a plain zero;
+the binned CSV has their ``coverage`` share (empty where it is unknown). The heat map
+adds up the chosen camera's hourly heat grids over the chosen dates, over its snapshot.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
 from ..display import csv_frame
+from ..plots import frame_image, heatmap_image, in_image_space
+from ..storage.activity import HEAT_COLUMNS, HEAT_ROWS
+from ..storage.coverage import COVERED_SHARE, camera_coverage, coverage_share, heat_grid
 from ..storage.queries import (
     EventFilter,
     binned_counts,
@@ -27,6 +37,7 @@ from ..storage.queries import (
     occupancy,
     per_camera,
 )
+from ..tracks import Heatmap
 from ..web.access import visible_stores
 from ..web.auth import Claims
 from .layout import page, periodic
@@ -43,6 +54,10 @@ DEFAULT_DAYS = 7
 ALL_CAMERAS = 0
 ENTRY_COLOUR, EXIT_COLOUR = "#1a7f37", "#cf222e"
 CHART_HEIGHT = 300
+#: Shading of bins without coverage (the cameras were down) and with partial coverage.
+DOWN_COLOUR, PARTIAL_COLOUR = "#57606a", "#d4a72c"
+#: Frame size assumed for a heat map when the camera gives no snapshot (16:9).
+NO_SNAPSHOT_SIZE = (1280, 720)
 #: Length of one bin of each bin size; the two bars of a bin fill 40 % of it.
 BIN_WIDTHS = {"h": pd.Timedelta(hours=1), "D": pd.Timedelta(days=1)}
 
@@ -61,20 +76,47 @@ def _timeline_range(times: pd.DatetimeIndex, width: pd.Timedelta) -> tuple:
     return times.min() - width, times.max() + 2 * width
 
 
+def _with_coverage(counts: pd.DataFrame, coverage: pd.Series) -> pd.DataFrame:
+    """The counts with a ``coverage`` column. Every bin whose coverage is known is there:
+    a watched bin without events is a true zero, an unwatched one is shaded."""
+    index = counts.index.union(coverage.dropna().index)
+    out = counts.reindex(index, fill_value=0)
+    out["coverage"] = coverage.reindex(index).round(3)
+    out.index.name = "timestamp"
+    return out
+
+
+def _shading(binned: pd.DataFrame, width: pd.Timedelta, top: float) -> hv.Overlay | None:
+    """Full-height bands behind the bars of bins the cameras did not watch, or not all of."""
+    times, share = _local_naive(binned.index), binned["coverage"]
+    layers = []
+    for label, colour, which in (
+        ("camera down", DOWN_COLOUR, share == 0),
+        ("partly covered", PARTIAL_COLOUR, (share > 0) & (share < COVERED_SHARE)),
+    ):
+        bands = [(t, 0, t + width, top) for t, w in zip(times, which.to_numpy(), strict=True) if w]
+        if bands:
+            layers.append(
+                hv.Rectangles(bands, label=label).opts(color=colour, alpha=0.3, line_alpha=0)
+            )
+    return hv.Overlay(layers) if layers else None
+
+
 @dataclass(frozen=True)
 class ChartData:
     """What the charts show, read in one go: counts per bin and per camera, occupancy,
     and the newest event id (to notice new events)."""
 
-    counts: pd.DataFrame
+    counts: pd.DataFrame  # entries, exits and coverage per bin
     cameras: pd.DataFrame
     occupancy: pd.DataFrame
     newest_id: int = 0
+    heat: np.ndarray = field(default_factory=lambda: np.zeros((HEAT_ROWS, HEAT_COLUMNS)))
 
     @classmethod
     def empty(cls) -> ChartData:
         return cls(
-            pd.DataFrame(columns=["entries", "exits"]),
+            pd.DataFrame(columns=["entries", "exits", "coverage"]),
             pd.DataFrame(columns=["camera_id", "camera_name", "entries", "exits"]),
             pd.DataFrame(columns=["occupancy", "date"]),
         )
@@ -112,6 +154,9 @@ class AnalyticsView(pn.viewable.Viewer):
         self.timeline = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.occupancy_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.camera_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
+        self.heatmap = pn.pane.HoloViews()
+        self.heat_caption = pn.pane.HTML()
+        self._snapshots: dict[int, np.ndarray | None] = {}  # camera id -> its frame, once
         self.data = ChartData.empty()
         self.last_event_id = 0
         # True while a store change resets the filters: one update at the end, not three.
@@ -164,11 +209,14 @@ class AnalyticsView(pn.viewable.Viewer):
     def query(self) -> ChartData:
         """Everything the charts show, counted by the database."""
         db, where, tz = self.app.db, self.event_filter(), self.store.timezone
+        coverage = coverage_share(camera_coverage(db, self.bin, tz, where))
+        heat = heat_grid(db, where.camera_id, where.start, where.end) if where.camera_id else None
         return ChartData(
-            counts=binned_counts(db, self.bin, tz, where),
+            counts=_with_coverage(binned_counts(db, self.bin, tz, where), coverage),
             cameras=per_camera(db, where),
             occupancy=occupancy(db, tz, where),
             newest_id=latest_event_id(db, where),
+            heat=ChartData.empty().heat if heat is None else heat,
         )
 
     # ------------------------------------------------------------------ data
@@ -199,11 +247,23 @@ class AnalyticsView(pn.viewable.Viewer):
         entries, exits = int(counts["entries"].sum()), int(counts["exits"].sum())
         self.summary.object = (
             f'<div style="font-size:1.1em">Entries <b id="zv-total-entries">{entries}</b> · '
-            f'Exits <b id="zv-total-exits">{exits}</b> · events shown in {tz} time</div>'
+            f'Exits <b id="zv-total-exits">{exits}</b> · events shown in {tz} time'
+            f"{self._gaps_note()}</div>"
         )
         self.timeline.object = self._timeline_chart()
         self.occupancy_chart.object = self._occupancy_chart()
         self.camera_chart.object = self._camera_chart()
+        self.heatmap.object = self._heat_chart()
+
+    def _gaps_note(self) -> str:
+        gaps = int((self.data.counts["coverage"] < COVERED_SHARE).sum())
+        if not gaps:
+            return ""
+        label = "hour" if self.bin == "h" else "day"
+        return (
+            f' · <span id="zv-coverage-gaps" style="color:{DOWN_COLOUR}">{gaps} {label}(s) '
+            "with a camera down or partly covered (shaded)</span>"
+        )
 
     def _timeline_chart(self):
         label = "hour" if self.bin == "h" else "day"
@@ -226,7 +286,10 @@ class AnalyticsView(pn.viewable.Viewer):
             ],
             label="exits",
         ).opts(color=EXIT_COLOUR, line_alpha=0)
-        return (entry_bars * exit_bars).opts(
+        top = max(1, int(binned[["entries", "exits"]].to_numpy().max()))
+        shading = _shading(binned, width, top)
+        bars = entry_bars * exit_bars if shading is None else shading * entry_bars * exit_bars
+        return bars.opts(
             title=f"Entries and exits per {label} ({self.store.timezone})",
             xlabel="time",
             ylabel="people",
@@ -274,6 +337,43 @@ class AnalyticsView(pn.viewable.Viewer):
             xlabel="",
         )
 
+    def _heat_chart(self):
+        """The chosen camera's heat grid over its snapshot (cells nobody entered clear)."""
+        camera_id = self.camera_select.value
+        if not camera_id:
+            self.heat_caption.object = "<i>Choose a camera to see where people walk.</i>"
+            return hv.Curve([]).opts(title="Where people walk: choose a camera")
+        grid = self.data.heat
+        snapshot = self._snapshot(camera_id)
+        height, width = snapshot.shape[:2] if snapshot is not None else NO_SNAPSHOT_SIZE[::-1]
+        heat = Heatmap(
+            grid.astype(float),
+            np.linspace(0, width, HEAT_COLUMNS + 1),
+            np.linspace(0, height, HEAT_ROWS + 1),
+        )
+        layers = [frame_image(snapshot)] if snapshot is not None else []
+        if grid.any():
+            layers.append(heatmap_image(heat, label="visits"))
+        self.heat_caption.object = (
+            f'<span id="zv-heat-visits" data-visits="{int(grid.sum())}" '
+            f'data-cells="{int((grid > 0).sum())}">{int(grid.sum())} visits in '
+            f"{int((grid > 0).sum())} of {grid.size} cells</span>"
+            + ("" if snapshot is not None else " (no snapshot: the camera gave no frame)")
+        )
+        overlay = hv.Overlay(layers) if layers else hv.Overlay([hv.Curve([])])
+        return in_image_space(overlay, (width, height), title="Where people walk")
+
+    def _snapshot(self, camera_id: int) -> np.ndarray | None:
+        """The camera's frame, taken once per page (opening a stream takes a while)."""
+        if camera_id not in self._snapshots:
+            from .calibration import take_snapshot
+
+            try:
+                self._snapshots[camera_id] = take_snapshot(self.app, camera_id)
+            except Exception:  # an unreachable camera still gets its heat map, without frame
+                self._snapshots[camera_id] = None
+        return self._snapshots[camera_id]
+
     # ------------------------------------------------------------------ downloads
     def _events_csv(self) -> io.StringIO:
         """The raw events of the selection (hours rolled up by retention are only in the
@@ -310,6 +410,7 @@ class AnalyticsView(pn.viewable.Viewer):
             downloads,
             self.timeline,
             pn.Row(self.occupancy_chart, self.camera_chart, sizing_mode="stretch_width"),
+            pn.Column(self.heat_caption, self.heatmap),
             sizing_mode="stretch_width",
         )
 
