@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .config import Settings, get_settings
+from .crops import CropSettings
 from .detection import YoloDetector
 from .engine import Engine, ResultHub
 from .engine.recorder import ActivityRecorder, ActivitySink
@@ -23,6 +24,7 @@ from .storage.retention import RetentionJob
 if TYPE_CHECKING:
     from .alerts import AlertJob
     from .bus import Bus
+    from .store_report import ReportJob
 
 __all__ = ["App", "get_app", "stop_app"]
 
@@ -39,6 +41,7 @@ class App:
         self.writer: EventWriter | None = None
         self.retention: RetentionJob | None = None
         self.alerts: AlertJob | None = None
+        self.reports: ReportJob | None = None
         self.detector: YoloDetector | None = None
         self.engine: Engine | None = None
         self.recorder: ActivityRecorder | None = None
@@ -55,6 +58,7 @@ class App:
             self.start_event_writer()
             self.start_retention()
             self.start_alerts()
+            self.start_reports()
             self.start_detector()
             self.start_recorder()
             self.start_engine()
@@ -70,6 +74,7 @@ class App:
         self.stop_bus()
         self.stop_engine()
         self.stop_recorder()
+        self.stop_reports()
         self.stop_alerts()
         self.stop_retention()
         self.stop_event_writer()
@@ -115,6 +120,19 @@ class App:
 
         self.alerts = AlertJob(self.db, WebhookSender(self.db)).start()
 
+    def start_reports(self) -> None:
+        """With ZVPANEL_REPORTS_DIR: write (and mail) each store's finished days and
+        weeks (every dashboard process may: each report is claimed, and written, once)."""
+        if self.settings.reports_dir is not None:
+            from .store_report import ReportJob
+
+            self.reports = ReportJob(self.db, self.settings).start()
+
+    def stop_reports(self) -> None:
+        if self.reports is not None:
+            self.reports.stop()
+            self.reports = None
+
     def stop_alerts(self) -> None:
         if self.alerts is not None:
             self.alerts.stop()
@@ -138,6 +156,7 @@ class App:
             tracker_kind=self.settings.tracker,
             motion_gating=self.settings.motion_gating,
             owns=self.runs_camera,
+            crops=CropSettings.from_settings(self.settings),
         )
         self.engine.start()
 

@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import admin, alerts, count, node, serve  # each module adds its own sub-commands
+    from . import admin, alerts, count, node, report, serve  # each adds its sub-commands
 
     parser = argparse.ArgumentParser(prog="zvpanel", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     node.register(sub)
     alerts.register(sub)
+    report.register(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration
+from ..crops import CropSettings
 from ..errors import NotFoundError, ZvpanelError
 from ..sources import mask_source
 from .hub import ResultHub
@@ -53,8 +54,11 @@ class Engine:
         realtime: bool = True,
         motion_gating: bool = True,
         owns: Callable[[int], bool] | None = None,
+        crops: CropSettings | None = None,
     ) -> None:
         self.db = db
+        #: How each crossing's crop is made (None: no crops).
+        self.crops = crops
         #: Whether this engine runs a camera (fleet mode: others run on nodes); None: all.
         self.owns = owns
         self.hub = hub
@@ -262,6 +266,7 @@ class Engine:
             realtime=self.realtime,
             labels=tuple(getattr(self.detector, "labels", ("person",))),
             motion_gating=self.motion_gating,
+            crops=self.crops,
         )
         with self._lock:
             if not self._running:  # stopped meanwhile

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..calibration import Calibration
+from ..crops import CropSettings, event_crops
 from ..detection.motion import GatedDetector
 from ..pipeline import CountingPipeline
 from ..rate import RATE_WINDOW_S, MovingMean, Pacer, RateMeter
@@ -100,8 +101,11 @@ class CameraWorker:
         realtime: bool = True,
         labels: tuple[str, ...] = ("person",),
         motion_gating: bool = True,
+        crops: CropSettings | None = None,
     ) -> None:
         self.camera = camera
+        #: How each crossing's crop is made (None: no crops).
+        self.crops = crops
         self.hub = hub
         self.writer = writer
         # Motion gating is per camera (it compares this camera's frames): its own wrapper.
@@ -234,6 +238,7 @@ class CameraWorker:
                 self.camera.id,
                 (*output.events, *output.zone_events),
                 frame.captured_at,
+                **self._crops(frame, output),
             )
         self._status = self._make_status()
         self._adapt_tracker_rate()
@@ -253,6 +258,17 @@ class CameraWorker:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _crops(self, frame: Frame, output: Any) -> dict[str, Any]:
+        """``crops=`` for the sink: each crossing's JPEG, when crops are on (a crossing is
+        rare, so the few milliseconds are spent on this thread, before the next frame)."""
+        if self.crops is None or not output.events:
+            return {}
+        return {
+            "crops": event_crops(
+                frame.image, output.detections, output.events, self.crops, self.camera.id
+            )
+        }
+
     def _new_pipeline(self, calibration: Calibration) -> CountingPipeline:
         tracker = PersonTracker(frame_rate=calibration.detection_fps, kind=self.tracker_kind)
         return CountingPipeline(calibration, self.detector, tracker)

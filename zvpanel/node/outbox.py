@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from ..counting import CrossingEvent, ZoneEvent
 from ..errors import ConfigError
-from ..storage import Database, EventRow, utc_text
+from ..storage import Database, EventCrop, EventRow, utc_text
 from ..storage.values import new_event_uid, now_text
 from ..storage.writer import zone_event_row
 from ..storage.zones import ZoneEventRow
@@ -103,6 +103,18 @@ _ZONE_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS zone_outbox_pending ON zone_outbox (seq) WHERE forwarded_at IS NULL",
 )
 _ZONE_COLUMNS = "store_id, camera_id, zone_id, track_id, kind, ts_utc, frame_index, dwell_s"
+# Each crossing's crop (zvpanel.crops) waits with it and is forwarded in the same
+# transaction; a crop is deleted here once its event is forwarded (the database keeps it).
+_CROP_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS outbox_crops (
+        uid       TEXT PRIMARY KEY,
+        camera_id INTEGER NOT NULL,
+        ts_utc    TEXT NOT NULL,
+        jpeg      BLOB NOT NULL
+    )
+    """,
+)
 
 
 class Outbox:
@@ -117,11 +129,19 @@ class Outbox:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in (*_SCHEMA, *_ZONE_SCHEMA):
+        for statement in (*_SCHEMA, *_ZONE_SCHEMA, *_CROP_SCHEMA):
             self._conn.execute(statement)
 
-    def submit(self, store_id: int, camera_id: int, events: Any, captured_at: Any) -> bool:
-        """Commit one frame's crossings and zone events locally, each with a new UUIDv7."""
+    def submit(
+        self,
+        store_id: int,
+        camera_id: int,
+        events: Any,
+        captured_at: Any,
+        crops: Sequence[bytes | None] = (),
+    ) -> bool:
+        """Commit one frame's crossings and zone events locally, each with a new UUIDv7,
+        and the crossings' crops (in the crossings' order, None where there is none)."""
         if not events:
             return True
         ts = utc_text(captured_at)
@@ -149,6 +169,11 @@ class Outbox:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 zone_rows,
             )
+            self._conn.executemany(
+                "INSERT INTO outbox_crops (uid, camera_id, ts_utc, jpeg) VALUES (?, ?, ?, ?)",
+                [(row[0], camera_id, ts, jpeg)
+                 for row, jpeg in zip(rows, crops, strict=False) if jpeg is not None],
+            )  # fmt: skip
             self._conn.execute("COMMIT")
         return True
 
@@ -205,12 +230,27 @@ class Outbox:
             ).fetchall()
         return [(r[0], EventRow(*r[1:], node=self.node)) for r in rows]
 
+    def crops(self, uids: Sequence[str]) -> list[EventCrop]:
+        """The crops waiting with the events ``uids``."""
+        with self._lock:
+            return [
+                EventCrop(*row)
+                for uid in uids
+                for row in self._conn.execute(
+                    "SELECT uid, camera_id, ts_utc, jpeg FROM outbox_crops WHERE uid = ?", (uid,)
+                )
+            ]
+
     def mark_forwarded(self, seqs: Sequence[int]) -> None:
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.executemany(
                 "UPDATE outbox SET forwarded_at = ? WHERE seq = ?",
                 [(now_text(), seq) for seq in seqs],
+            )
+            self._conn.executemany(
+                "DELETE FROM outbox_crops WHERE uid = (SELECT uid FROM outbox WHERE seq = ?)",
+                [(seq,) for seq in seqs],
             )
             self._conn.execute("COMMIT")
 
@@ -299,7 +339,8 @@ class Forwarder:
         pending = self.outbox.pending(self.batch)
         if not pending:
             return 0
-        self.db.insert_events(row for _, row in pending)
+        rows = [row for _, row in pending]
+        self.db.insert_events(rows, self.outbox.crops([row.uid for row in rows]))
         # A crash here sends the batch again; the central uid index keeps it once.
         self.outbox.mark_forwarded([seq for seq, _ in pending])
         self.forwarded += len(pending)
