@@ -286,3 +286,14 @@ def wait_until(condition, seconds: float = 90.0) -> None:
     while not condition():
         assert time.monotonic() < end, "timed out waiting for crossings"
         time.sleep(0.2)
+
+
+def test_the_retention_job_deletes_old_crops_and_keeps_events(db: Database, camera):
+    from zvpanel.storage.retention import RetentionJob
+
+    now = datetime.now(UTC)
+    old, new = add_events(db, camera, [(now - timedelta(days=40), "entry"), (now, "exit")])
+    job = RetentionJob(db, None, crop_days=30)
+    job.run_once()
+    assert db.event_crop(old) is None and db.event_crop(new) is not None
+    assert len(db.events()) == 2 and job.runs == 1

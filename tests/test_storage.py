@@ -755,11 +755,12 @@ def test_the_app_rolls_up_at_start_when_retention_is_set(tmp_path, fast_hasher):
         assert app.db.events() == [] and app.db.count_events() == {"entry": 0, "exit": 1}
     finally:
         app.stop()
-    plain = App(settings_for(tmp_path))  # retention is off by default
+    plain = App(settings_for(tmp_path))  # event retention is off by default; crops have one
     try:
         plain.start_database()
         plain.start_retention()
-        assert plain.retention is None and plain.db.count_events() == {"entry": 0, "exit": 1}
+        assert (plain.retention.days, plain.retention.crop_days) == (None, 30)
+        assert plain.db.count_events() == {"entry": 0, "exit": 1}
     finally:
         plain.stop()
 

@@ -109,9 +109,13 @@ class App:
         self.writer = EventWriter(self.db)  # its thread starts here
 
     def start_retention(self) -> None:
-        """Roll old events into hourly totals, now and every hour (if a period is set)."""
-        if self.settings.retention_days is not None:
-            self.retention = RetentionJob(self.db, self.settings.retention_days).start()
+        """Roll old events into hourly totals (if a period is set) and delete old crops,
+        now and every hour. Crops are deleted even while ZVPANEL_CROPS is off: some may
+        have been stored before."""
+        settings = self.settings
+        self.retention = RetentionJob(
+            self.db, settings.retention_days, crop_days=settings.crops_retention_days
+        ).start()
 
     def start_alerts(self) -> None:
         """Compare occupancy with the limits every few seconds and send their webhooks

@@ -1,7 +1,9 @@
-"""The retention job: rolls old raw events into hourly totals, now and every hour.
+"""The retention job: rolls old raw events into hourly totals and deletes old crops, now
+and every hour.
 
 The rolling up itself is :meth:`~zvpanel.storage.database.Database.apply_retention`
-(see :mod:`zvpanel.storage.events`); ``zvpanel retention run`` does it on demand.
+(see :mod:`zvpanel.storage.events`); ``zvpanel retention run`` does it on demand. Crops of
+crossings (:mod:`zvpanel.storage.review`) have their own, usually shorter, retention.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ RETENTION_INTERVAL_SECONDS = 3600.0
 
 
 class RetentionJob:
-    """A thread applying a retention of ``days`` to ``db`` at start and every ``interval``."""
+    """A thread applying a retention of ``days`` to the events of ``db`` and of
+    ``crop_days`` to their crops (None: keep them), at start and every ``interval``."""
 
     def __init__(
-        self, db: Database, days: int, interval: float = RETENTION_INTERVAL_SECONDS
+        self,
+        db: Database,
+        days: int | None,
+        interval: float = RETENTION_INTERVAL_SECONDS,
+        crop_days: int | None = None,
     ) -> None:
         self.db = db
         self.days = days
+        self.crop_days = crop_days
         self.interval = interval
         self.runs = 0
         self._stop = threading.Event()
@@ -42,15 +50,20 @@ class RetentionJob:
             self._thread.join()
 
     def run_once(self) -> None:
-        done = self.db.apply_retention(self.days)
+        if self.days is not None:
+            done = self.db.apply_retention(self.days)
+            if done.events:
+                log.info("retention: rolled %d raw event(s) into hourly totals", done.events)
+        if self.crop_days is not None:
+            crops = self.db.apply_crop_retention(self.crop_days)
+            if crops:
+                log.info("retention: deleted %d crop(s) of old events", crops)
         self.runs += 1
-        if done.events:
-            log.info("retention: rolled %d raw event(s) into hourly totals", done.events)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.run_once()
             except Exception:  # top of the thread loop: try again at the next interval
-                log.exception("retention: rolling up events failed")
+                log.exception("retention: rolling up events or deleting crops failed")
             self._stop.wait(self.interval)
