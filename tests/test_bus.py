@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections import defaultdict, deque
@@ -384,6 +385,59 @@ def _with_event(watcher: HubWatcher) -> FrameResult:
     return next(r for r in watcher.results if r.events)
 
 
+def test_a_redelivered_bus_event_reaches_ws_events_once(fleet):
+    """QoS 1 delivers at least once: the same event message arriving twice (a redelivery
+    after a lost acknowledgement) is one event on a dashboard's /ws/events."""
+    from zvpanel.bus.messages import event_payloads
+
+    camera_id, dashboard = fleet["camera_id"], fleet["dashboard"]
+    watcher = HubWatcher(fleet["engine"], camera_id)
+    try:
+        wait_until(lambda: any(r.events for r in watcher.results), "an event")
+    finally:
+        watcher.close()
+    real = _with_event(watcher)
+    twice, last = (
+        replace(
+            real,
+            frame=replace(real.frame, index=FAKE_FRAME + 10 + k),
+            events=(replace(real.events[0], track_id=FAKE_TRACK + 10 + k),),
+        )
+        for k in range(2)
+    )
+    routes = build_routes(lambda: dashboard, encoder_provider=FrameEncoder, registry=FeedRegistry())
+    version = dashboard.db.get_user("admin").token_version  # an earlier test ended sessions
+    token = issue_token(dashboard.settings, "admin", admin=True, version=version)
+    node = Bus(fleet["mosquitto"].url, ResultHub(), publish=True).start()
+    topic = camera_topic(camera_id, "events")
+
+    async def fake_tracks(url: str) -> list[int]:
+        conn = await websocket_connect(HTTPRequest(f"{url}/ws/events?token={token}"))
+        try:
+            assert json.loads(await conn.read_message())["type"] == "hello"
+            (payload,) = event_payloads(twice, node.origin)
+            for _ in range(2):  # byte for byte the same message, as a redelivery is
+                node.client.publish(topic, orjson.dumps(payload), qos=1).wait_for_publish()
+            (payload,) = event_payloads(last, node.origin)
+            node.client.publish(topic, orjson.dumps(payload), qos=1)  # ends the read
+            seen: list[int] = []
+            while FAKE_TRACK + 11 not in seen:  # bounded by the wait below
+                message = json.loads(await asyncio.wait_for(conn.read_message(), WAIT_S))
+                if message["type"] == "event" and message["track_id"] >= FAKE_TRACK + 10:
+                    seen.append(message["track_id"])
+            return seen
+        finally:
+            conn.close()
+
+    try:
+        wait_until(node.connected.is_set, "the test node to connect")
+        with FeedServer(routes) as server:
+            seen = asyncio.run(fake_tracks(server.ws_url))
+    finally:
+        node.stop()
+    assert seen == [FAKE_TRACK + 10, FAKE_TRACK + 11]
+
+
 #: Waits for what a page must show (milliseconds).
 PAGE_TIMEOUT_MS = 60_000
 
@@ -501,3 +555,38 @@ def _retained_statuses(url: str, camera_ids: list[int]) -> list[int]:
         client.disconnect()
         client.loop_stop()
     return got
+
+
+def test_a_dashboard_logs_one_line_while_the_database_is_down(fleet, postgres, caplog):
+    """The bus feed reads each camera's calibration from the database: while it is down
+    the dashboard says so once (no traceback per bus message) and keeps drawing the
+    camera with the calibration it had."""
+    from zvpanel.bus.feed import CALIBRATION_TTL_S
+
+    camera_id = fleet["camera_id"]
+    watcher = HubWatcher(fleet["dashboard"], camera_id)
+    feed_records = lambda: [r for r in caplog.records if r.name == "zvpanel.bus.feed"]  # noqa: E731
+    try:
+        wait_until(lambda: watcher.results, "a result")
+        caplog.set_level(logging.INFO, logger="zvpanel.bus.feed")
+        caplog.clear()
+        postgres.stop()
+        try:
+            # Bus messages keep coming past two calibration lifetimes: each asked again.
+            expired = time.monotonic() + 2 * CALIBRATION_TTL_S + 1
+            wait_until(lambda: time.monotonic() > expired, "the calibrations to expire")
+            during = len(watcher.results)
+            wait_until(lambda: len(watcher.results) > during + 3, "results while it is down")
+        finally:
+            postgres.start()
+        outage = [r for r in feed_records() if r.levelno >= logging.WARNING]
+        wait_until(
+            lambda: any("readable again" in r.getMessage() for r in feed_records()),
+            "the feed to read calibrations again",
+        )
+    finally:
+        watcher.close()
+    assert len(outage) == 1, [r.getMessage() for r in outage]
+    assert outage[0].getMessage().startswith("cannot read calibrations (")
+    assert outage[0].exc_info is None
+    assert all(r.calibration.lines for r in watcher.results)

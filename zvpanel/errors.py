@@ -13,6 +13,7 @@ __all__ = [
     "ConflictError",
     "GroundTruthError",
     "AuthError",
+    "one_line",
 ]
 
 
@@ -54,3 +55,10 @@ class GroundTruthError(ZvpanelError, ValueError):
 
 class AuthError(ZvpanelError):
     """Wrong credentials, or a missing, invalid or expired token."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error for a log line: its first line (a driver's may add hints on more), or
+    its type when it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

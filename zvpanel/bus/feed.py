@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -24,6 +25,7 @@ import orjson
 from ..calibration import Calibration
 from ..engine.hub import ResultHub
 from ..engine.result import CameraStatus
+from ..errors import one_line
 from .messages import result_from_payload, status_from_payload
 from .topics import validate_payload
 
@@ -42,6 +44,9 @@ CALIBRATION_TTL_S = 5.0
 #: A camera the feed wrote to the hub within this many seconds is another process's (so
 #: this process's publisher must not send it back to the bus).
 REMOTE_FRESH_S = 10.0
+#: How many of the latest events the feed remembers, to pass a redelivered one (QoS 1
+#: delivers at least once) to the hub only once. Redeliveries follow within seconds.
+SEEN_EVENTS = 4096
 
 CalibrationSource = Callable[[int], Calibration | None]
 
@@ -68,6 +73,9 @@ class BusFeed:
         self._unavailable: set[int] = set()
         self._fed_at: dict[int, float] = {}  # camera -> when the feed last wrote it
         self._origins: dict[int, str] = {}  # camera -> the process that publishes it
+        self._seen_events: set[tuple] = set()  # keys of the latest SEEN_EVENTS events
+        self._seen_order: deque[tuple] = deque()
+        self._calibrations_failing = False  # the database is down (logged once)
 
     # ------------------------------------------------------------------ connection
     def bus_lost(self) -> None:
@@ -161,8 +169,20 @@ class BusFeed:
 
     def _on_event(self, camera_id: int, message: dict[str, Any]) -> None:
         validate_payload("events", message)
+        if not self._first_delivery(_event_key(message)):
+            return
         del message["origin"]  # what is left is the /ws/events message
         self.hub.publish_events(camera_id, [message])
+
+    def _first_delivery(self, key: tuple) -> bool:
+        with self._lock:
+            if key in self._seen_events:
+                return False
+            self._seen_events.add(key)
+            self._seen_order.append(key)
+            if len(self._seen_order) > SEEN_EVENTS:
+                self._seen_events.discard(self._seen_order.popleft())
+        return True
 
     def _calibration(self, camera_id: int) -> Calibration | None:
         now = time.monotonic()
@@ -171,11 +191,31 @@ class BusFeed:
             return cached[1]
         try:
             calibration = self.calibration_for(camera_id)
-        except Exception:  # the database may be down: keep the one we had
-            log.warning("camera %s: could not read its calibration", camera_id, exc_info=True)
+        except Exception as error:  # the database may be down: keep the one we had
+            # Every message would ask again: try once per TTL, log once per outage.
+            self._calibrations[camera_id] = (now, cached[1] if cached else None)
+            if not self._calibrations_failing:
+                self._calibrations_failing = True
+                log.warning(
+                    "cannot read calibrations (%s); the bus cameras keep the ones they had",
+                    one_line(error),
+                )
             return cached[1] if cached else None
+        if self._calibrations_failing:
+            self._calibrations_failing = False
+            log.info("calibrations readable again")
         self._calibrations[camera_id] = (now, calibration)
         return calibration
+
+
+def _event_key(message: dict[str, Any]) -> tuple:
+    """What identifies an event on the bus: a redelivery repeats it, two events never share
+    it (one process, camera, frame and track; line and direction, or zone and kind)."""
+    return (
+        message["origin"], message["camera_id"], message["type"], message["frame"],
+        message["track_id"], message.get("line_id", message.get("zone_id")),
+        message.get("direction", message.get("kind")),
+    )  # fmt: skip
 
 
 def _safe_ids(source: Callable[[], Iterable[int]]) -> list[int]:

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..errors import one_line
 from ..storage import Database
 from ..storage.fleet import Assignment
 
@@ -160,7 +161,7 @@ class Leases:
                 if not was_unreachable:  # one line per outage, not one per renewal
                     log.warning(
                         "node %s: cannot renew leases (%s); it keeps running cameras %s",
-                        self.name, str(error).strip() or type(error).__name__, self.held(),
+                        self.name, one_line(error), self.held(),
                     )  # fmt: skip
                 continue
             if was_unreachable:
