@@ -19,14 +19,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: The README's start command, minus the port (the test adds a free one).
-START_ARGS = [
-    "panel",
-    "serve",
+#: The dashboard apps the README's start command serves (its ``apps/*.py``).
+APP_FILES = [
     "apps/live.py",
+    "apps/overview.py",
     "apps/calibrate.py",
     "apps/analytics.py",
     "apps/admin.py",
+]
+#: The start command's flags after the apps, minus the port (the test adds a free one).
+START_FLAGS = [
     "--setup",
     "zvpanel/serve_setup.py",
     "--plugins",
@@ -34,12 +36,14 @@ START_ARGS = [
     "--auth-module",
     "zvpanel/web/auth_module.py",
     "--index",
-    "live",
+    "overview",
     "--num-threads",
     "4",
     "--address",
     "127.0.0.1",
 ]
+#: The README's start command, minus the port.
+START_ARGS = ["panel", "serve", *APP_FILES, *START_FLAGS]
 #: Start-up loads the model and opens the demo camera (seconds, generous on 2 busy cores).
 SERVER_START_TIMEOUT_S = 120
 

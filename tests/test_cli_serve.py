@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from urllib.request import urlopen
 
 import pytest
-from serving import START_ARGS, _wait_for_port, free_port
+from serving import APP_FILES, START_FLAGS, _wait_for_port, free_port
 
 from zvpanel.cli import build_parser
 from zvpanel.cli.serve import panel_command
@@ -35,12 +35,12 @@ def test_serve_runs_the_readme_command(repo_root):
     """Same apps and flags as the README / browser tests, with the paths resolved."""
     command = panel_command(port=5006)
     readme_flags = [
-        str(repo_root / arg) if arg in RELATIVE_PATHS else arg for arg in START_ARGS[6:]
+        str(repo_root / arg) if arg in RELATIVE_PATHS else arg for arg in START_FLAGS
     ]
     apps = sorted(str(p) for p in (repo_root / "apps").glob("*.py"))
     assert command[:4] == [sys.executable, "-m", "panel", "serve"]
     assert command[4:] == [*apps, *readme_flags, "--port", "5006"]
-    assert sorted(str(repo_root / a) for a in START_ARGS[2:6]) == apps
+    assert sorted(str(repo_root / a) for a in APP_FILES) == apps
     assert "`.venv/bin/zvpanel serve`" in (repo_root / "README.md").read_text()
 
 

@@ -7,8 +7,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import holoviews as hv
+import panel as pn
 import pytest
+from bokeh.document import Document
 
+from zvpanel.engine.result import CameraStatus
 from zvpanel.storage import Database, EventFilter, EventRow, occupancy, utc_text
 from zvpanel.storage.overview import (
     TREND_DAYS,
@@ -19,11 +23,17 @@ from zvpanel.storage.overview import (
     store_days,
     weekly_heat,
 )
+from zvpanel.ui.overview import OverviewView, overview_page, sparkline_svg
+from zvpanel.web.auth import issue_token, verify_token
 
 VIDEO = Path(__file__).resolve().parents[1] / "data" / "vtest.avi"
 PARIS, KOLKATA = ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata")
 #: Thursday 15 January 2026, 14:30 in Paris (13:30 UTC; 19:00 in Kolkata).
 NOW = datetime(2026, 1, 15, 14, 30, tzinfo=PARIS)
+
+
+def render(viewable) -> object:
+    return viewable.get_root(Document())
 
 
 @pytest.fixture
@@ -181,3 +191,76 @@ def test_an_empty_store_counts_zero(db):
     assert day.peak_hour is None and day.daily == (0,) * TREND_DAYS
     assert weekly_heat(db, store, NOW).to_numpy().sum() == 0
     assert store_days(db, [], NOW) == []
+
+
+# ---------------------------------------------------------------------- the page's view
+@pytest.fixture
+def admin(app):
+    return verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+
+
+def test_overview_table_cameras_and_heat_map(app, admin):
+    main = app.db.create_store("<b>Main</b> & co", "Europe/Paris")
+    door = app.db.create_camera(main.id, "Door <i>", str(VIDEO))
+    add(app.db, door, [(paris(1, 15, 9, 10), "entry"), (paris(1, 8, 10, 0), "entry")])
+    app.hub.set_status(CameraStatus(door.id, "online", None, 5.0, 4.2, hardware_limited=True))
+    view = OverviewView(app, admin, clock=lambda: NOW)
+    render(view.__panel__())
+    table = view.table.value.set_index("store_id")
+    row = table.loc[main.id]
+    assert row["store"] == "&lt;b&gt;Main&lt;/b&gt; &amp; co"  # shown as text by the html cell
+    assert (row["today"], row["last week"], row["4-week mean"], row["vs mean %"]) == (
+        1,
+        1,
+        0.2,
+        300.0,
+    )
+    assert (row["inside now"], row["peak hour"]) == (1, "09:00 (1)")
+    assert row["cameras"] == "1/1 online, 1 hardware limited"
+    assert 'class="zv-spark"' in row["last 28 days"] and "<i>" not in row["last 28 days"]
+    assert 'data-values="' + ",".join(["0"] * 21 + ["1"] + ["0"] * 6) + '"' in row["last 28 days"]
+    demo = table.loc[table["store"] == "Demo store"].iloc[0]
+    assert demo["cameras"] == "0/1 online" and demo["peak hour"] == "-"
+    cameras = view.camera_table.value.set_index("camera")
+    assert cameras.loc["Door &lt;i&gt;", "state"] == "online"
+    assert cameras.loc["Door &lt;i&gt;", "rate (fps)"] == "4.2 of 5.0"
+    assert bool(cameras.loc["Door &lt;i&gt;", "hardware limited"])
+    assert cameras.loc["Door &lt;i&gt;", "last event"] == "2026-01-15 09:10:00"
+    assert cameras.loc["Demo camera", "state"] == "not running"
+    # Choosing the store (a click on its row) draws its heat map: Thursday 10:00, 1/4.
+    view.table.selection = [list(view.table.value["store_id"]).index(main.id)]
+    assert view.store_select.value == main.id
+    heat = view.heat.object
+    assert isinstance(heat, hv.HeatMap) and len(heat) == 7 * 24
+    assert heat.select(hour=10, day="Thu") == 0.25
+    assert heat.dimension_values("entries").sum() == 0.25
+
+
+def test_a_viewer_sees_only_their_stores(app):
+    mine = app.db.create_store("Mine", "UTC")
+    app.db.create_camera(mine.id, "Cam", str(VIDEO))
+    app.db.create_user("vera", "viewer-password")
+    app.db.set_user_stores("vera", [mine.id])
+    vera = verify_token(app.settings, issue_token(app.settings, "vera", admin=False))
+    view = OverviewView(app, vera, clock=lambda: NOW)
+    assert list(view.table.value["store"]) == ["Mine"]
+    assert list(view.camera_table.value["camera"]) == ["Cam"]
+    assert list(view.store_select.options) == ["Mine"]
+    page = overview_page(app, vera)
+    render(page)
+    assert page[0].object.count('href="/overview"') == 1
+
+
+def test_no_stores_and_no_login(app, admin):
+    for store in app.db.list_stores():
+        for camera in app.db.list_cameras(store.id):
+            app.db.delete_camera(camera.id)
+        app.db.delete_store(store.id)
+    view = OverviewView(app, admin)
+    assert isinstance(view.__panel__(), pn.pane.Alert)
+    assert "Log in" in overview_page(app, None)[-1].object
+
+
+def test_sparkline_of_nothing_is_flat():
+    assert 'points="0.0,23.0"' in sparkline_svg([0])
+    assert sparkline_svg([]).count("<polyline") == 1

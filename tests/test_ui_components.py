@@ -663,10 +663,10 @@ def test_viewer_sees_admin_read_only(app, viewer):
 
 def test_readme_start_command_matches_browser_tests(repo_root):
     """The README's start command has exactly the flags the browser tests start it with."""
-    from serving import START_ARGS
+    from serving import START_FLAGS
 
     readme = (repo_root / "README.md").read_text()
-    flags = " ".join(START_ARGS[6:])
+    flags = " ".join(START_FLAGS)
     assert "panel serve apps/*.py" in readme and flags in readme, (
         f"README.md must start the server with: panel serve apps/*.py {flags} --port 5006"
     )

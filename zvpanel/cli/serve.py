@@ -36,7 +36,7 @@ AUTH_MODULE_FILE = PACKAGE_DIR / "web" / "auth_module.py"
 #: The apps of a source checkout: ``apps/`` beside the ``zvpanel`` package.
 DEFAULT_APPS_DIR = PACKAGE_DIR.parent / "apps"
 PLUGINS_MODULE = "zvpanel.web.routes"
-INDEX_APP = "live"
+INDEX_APP = "overview"
 
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 5006
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="start the dashboards (panel serve with zvpanel's apps, setup and login)",
         description="Start the dashboards: panel serve with zvpanel's apps, --setup, "
-        "--plugins, --auth-module, --index live and --num-threads. Arguments after -- "
+        "--plugins, --auth-module, --index overview and --num-threads. Arguments after -- "
         "go to panel serve unchanged (e.g. -- --allow-websocket-origin shop.example:5006).",
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")

@@ -19,6 +19,7 @@ __all__ = ["PAGES", "page", "periodic", "end_session"]
 
 #: (label, path) of each dashboard, in navigation order.
 PAGES: tuple[tuple[str, str], ...] = (
+    ("Overview", "/overview"),
     ("Live", "/live"),
     ("Calibration", "/calibrate"),
     ("Analytics", "/analytics"),
