@@ -26,6 +26,7 @@ APP_FILES = [
     "apps/calibrate.py",
     "apps/analytics.py",
     "apps/admin.py",
+    "apps/review.py",
 ]
 #: The start command's flags after the apps, minus the port (the test adds a free one).
 START_FLAGS = [

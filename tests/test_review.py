@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import panel as pn
 import pytest
 from argon2 import PasswordHasher
 
@@ -297,3 +298,82 @@ def test_the_retention_job_deletes_old_crops_and_keeps_events(db: Database, came
     job.run_once()
     assert db.event_crop(old) is None and db.event_crop(new) is not None
     assert len(db.events()) == 2 and job.runs == 1
+
+
+# --------------------------------------------------------------------------- the page
+def demo_events(app, n: int) -> tuple[object, list[str]]:
+    """``n`` entries on the demo camera's line, a minute apart from now, with crops."""
+    camera = next(c for c in app.db.list_cameras() if c.name == "Demo camera")
+    line = app.db.get_calibration(camera.id).lines[0].id
+    now = datetime.now(UTC) - timedelta(minutes=n)
+    items = [(now + timedelta(minutes=i), "entry") for i in range(n)]
+    return camera, add_events(app.db, camera, items, line=line)
+
+
+def review_view(app, username: str = "admin", admin: bool = True):
+    from zvpanel.ui.review import ReviewView
+    from zvpanel.web.auth import issue_token, verify_token
+
+    version = app.db.get_user(username).token_version
+    token = issue_token(app.settings, username, admin=admin, version=version)
+    claims = verify_token(app.settings, token)
+    return ReviewView(app, claims)
+
+
+def today_row(view) -> object:
+    return view.counts().loc[view.day_picker.value]
+
+
+def test_the_page_lists_crops_and_a_verdict_changes_the_precision(app):
+    from bokeh.document import Document
+
+    camera, uids = demo_events(app, 4)
+    view = review_view(app)
+    pn.panel(view).get_root(Document())  # renders like a server session
+    assert view.camera_select.value == camera.id
+    assert [item.event.uid for item in view.listed] == uids
+    crops = [card[0] for card in view.events.objects]
+    assert all(isinstance(c, pn.pane.JPG) and c.object == jpeg(i) for i, c in enumerate(crops))
+    assert (today_row(view).raw, today_row(view).precision) == (4, 1.0)
+    assert 'class="zv-precision">100.0%' in view.precision_table.object
+
+    view.mark(view.listed[1], "wrong")
+    view.mark(view.listed[2], "double")
+    assert today_row(view).precision == pytest.approx(0.5)
+    assert 'class="zv-precision">50.0%' in view.precision_table.object
+    assert [item.verdict for item in view.listed] == [None, "wrong", "double", None]
+    view.mark(view.listed[2], None)  # taken back
+    assert today_row(view).double == 0 and view.listed[2].verdict is None
+
+    view.missed_time.value = "bad"
+    view.add_missed()
+    assert view.message.visible and "HH:MM:SS" in view.message.object
+    view.missed_time.value = "00:00:01"
+    view.missed_direction.value = "exit"
+    view.add_missed()
+    row = today_row(view)
+    assert (row.raw, row.wrong, row.missed, row.reviewed) == (4, 1, 1, 4)
+    assert len(view.missed_list.objects) == 1
+    assert len(app.db.events(camera_id=camera.id)) == 4  # reviews never add or remove events
+
+
+def test_a_viewer_of_another_store_cannot_review_it(app):
+    camera, _ = demo_events(app, 1)
+    other = app.db.create_store("Elsewhere", "UTC")
+    app.db.create_user("vera", "viewer-password")
+    app.db.set_user_stores("vera", [other.id])
+    view = review_view(app, "vera", admin=False)
+    assert camera.store_id not in view.store_select.options.values()
+    view.store_select.options = {"Demo": camera.store_id}  # a forged choice
+    view.store_select.value = camera.store_id
+    view.mark(view.listed[0], "wrong")
+    assert view.message.visible and "may not review" in view.message.object
+    assert app.db.reviews() == []
+
+
+def test_names_on_the_page_are_escaped(app):
+    camera, _ = demo_events(app, 1)
+    view = review_view(app)
+    view.line_select.options = ["<b>door</b>"]
+    view.line_select.value = "<b>door</b>"
+    assert "&lt;b&gt;door&lt;/b&gt;" in view.precision_table.object
