@@ -366,7 +366,9 @@ def test_a_viewer_of_another_store_cannot_review_it(app):
     assert camera.store_id not in view.store_select.options.values()
     view.store_select.options = {"Demo": camera.store_id}  # a forged choice
     view.store_select.value = camera.store_id
-    view.mark(view.listed[0], "wrong")
+    assert view.listed == [] and view.camera_select.value == camera.id  # nothing shown
+    (item,) = app.db.line_events(camera.id, "door", *view.window(view.day_picker.value))
+    view.mark(item, "wrong")  # a forged verdict
     assert view.message.visible and "may not review" in view.message.object
     assert app.db.reviews() == []
 

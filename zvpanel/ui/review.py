@@ -26,7 +26,7 @@ from ..errors import AuthError, ZvpanelError
 from ..storage.queries import EventFilter, latest_event_id
 from ..storage.review import ReviewedEvent
 from ..storage.review_counts import precision, reviewed_counts
-from ..web.access import visible_store_ids, visible_stores
+from ..web.access import visible_camera, visible_store_ids, visible_stores
 from ..web.auth import Claims, check_user
 from .layout import page, periodic
 from .session import expired, session_claims
@@ -132,6 +132,8 @@ class ReviewView(pn.viewable.Viewer):
     def update(self) -> None:
         """Re-read the line's events of the day and its precision table."""
         camera, line, day = self.camera_select.value, self.line_select.value, self.day_picker.value
+        if camera is not None and not self._may_see(camera):
+            camera = None  # a choice the browser forged: shown like a camera that is not there
         if camera is None or line is None or day is None:
             self.listed = []
             self.events.objects = [pn.pane.Markdown("No calibrated camera with a line here.")]
@@ -224,6 +226,12 @@ class ReviewView(pn.viewable.Viewer):
         if allowed is not None and self.store_select.value not in allowed:
             raise AuthError(f"{claims.username} may not review this store's counts")
         return claims.username
+
+    def _may_see(self, camera_id: int) -> bool:
+        """Whether this session's user may see ``camera_id`` of the chosen store."""
+        username = self.claims.username if self.claims is not None else None
+        camera = visible_camera(self.app.db, username, camera_id)
+        return camera is not None and camera.store_id == self.store_select.value
 
     def _fail(self, error: Exception) -> None:
         self.message.object = html_text(error)
