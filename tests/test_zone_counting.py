@@ -124,3 +124,38 @@ def test_multi_zone_counter_counts_each_zone_with_queue_waits():
     }
     assert counts["queue"]["occupancy"] == 1 and counts["queue"]["queue"] is True
     assert counts["queue"]["longest_inside_s"] == 2.0
+
+
+#: A zone on the walkway of data/vtest.avi (768x576), where people walk left and right.
+WALKWAY = {"id": "walkway", "points": [[100, 185], [420, 185], [420, 310], [100, 265]]}
+#: The first 40 s of the video, processed at 5 detections per second.
+FOOTAGE_FRAMES = 400
+
+
+def test_real_footage_walkway_zone(model_path, video_path):
+    from zvpanel.detection import YoloDetector
+    from zvpanel.pipeline import CountingPipeline, FrameSampler, run_offline
+    from zvpanel.sources.capture import iter_frames
+    from zvpanel.storage.bootstrap import DEMO_CALIBRATION
+
+    calibration = parse_calibration(DEMO_CALIBRATION.model_dump() | {"zones": [WALKWAY]})
+    pipeline = CountingPipeline(calibration, YoloDetector(model_path))
+    occupancy: list[int] = []
+    run = run_offline(
+        iter_frames(video_path, max_frames=FOOTAGE_FRAMES),
+        pipeline,
+        FrameSampler(5.0, 10.0),
+        on_output=lambda _, out: occupancy.append(out.zones["walkway"]["occupancy"]),
+    )
+    enters = [e for e in run.zone_events if e.kind == "enter"]
+    leaves = [e for e in run.zone_events if e.kind == "leave"]
+    dwells = sorted(e.dwell_s for e in leaves)
+    print(f"walkway: {len(enters)} enters, peak {max(occupancy)} inside, dwells {dwells}")
+    # Several people at once walk through it, and it is empty at times.
+    assert max(occupancy) >= 3 and min(occupancy) == 0
+    assert len(enters) >= 5
+    # Every stay ends (the end of the footage empties the zone), each after its enter.
+    assert sorted(e.track_id for e in enters) == sorted(e.track_id for e in leaves)
+    # Crossing 320 px of walkway at walking pace takes seconds, not minutes.
+    assert 1.0 <= dwells[len(dwells) // 2] <= 20.0
+    assert dwells[-1] <= FOOTAGE_FRAMES / 10.0

@@ -1,4 +1,4 @@
-"""Drawing what the engine sees on a frame: people, ROI, counting lines, running counts."""
+"""Drawing what the engine sees on a frame: people, ROI, counting lines, zones, running counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from .calibration import Calibration, CountingLine
+from .calibration import Calibration, CountingLine, Zone
 from .detections import Detections
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "draw_detections",
     "draw_roi",
     "draw_line",
+    "draw_zone",
     "entry_arrow",
     "entry_direction",
 ]
@@ -24,6 +25,8 @@ UNTRACKED_COLOR = (160, 160, 160)
 ROI_COLOR = (255, 200, 0)
 LINE_COLOR = (0, 0, 255)
 ENTRY_COLOR = (0, 200, 0)
+ZONE_COLOR = (200, 80, 200)  # BGR: violet
+QUEUE_COLOR = (0, 140, 255)  # BGR: orange
 TEXT_COLOR = (255, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 #: Arrow length as a fraction of the line length, bounded in pixels so it stays visible.
@@ -114,17 +117,35 @@ def draw_line(
     _label(image, text, (start[0] + thickness, start[1] + 4 * thickness), LINE_COLOR, _scale(image))
 
 
+def draw_zone(image: np.ndarray, zone: Zone, counts: Mapping[str, object] | None = None) -> None:
+    """The polygon, its name and, with ``counts``, the people inside (and a queue's longest
+    wait)."""
+    color = QUEUE_COLOR if zone.queue else ZONE_COLOR
+    vertices = np.round(np.asarray(zone.points)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(image, [vertices], True, color, _thickness(image), cv2.LINE_AA)
+    text = zone.id
+    if counts is not None:
+        text += f"  {counts.get('occupancy', 0)} inside"
+        if zone.queue:
+            text += f"  wait {float(counts.get('longest_inside_s', 0.0)):.0f}s"
+    top = min(zone.points, key=lambda p: (p[1], p[0]))
+    _label(image, text, (int(top[0]), int(top[1])), color, _scale(image))
+
+
 def annotate(
     image: np.ndarray,
     detections: Detections,
     calibration: Calibration,
     counts: Mapping[str, Mapping[str, int]] | None = None,
     labels: Sequence[str] | None = None,
+    zones: Mapping[str, Mapping[str, object]] | None = None,
 ) -> np.ndarray:
-    """A copy of ``image`` (BGR) with the ROI, the counting lines with their entry arrows and
-    counts, and every detection (track id and confidence)."""
+    """A copy of ``image`` (BGR) with the ROI, the zones with their occupancy, the counting
+    lines with their entry arrows and counts, and every detection (track id and confidence)."""
     out = image.copy()
     draw_roi(out, calibration.roi)
+    for zone in calibration.zones:
+        draw_zone(out, zone, None if zones is None else zones.get(zone.id))
     for line in calibration.lines:
         draw_line(out, line, None if counts is None else counts.get(line.id))
     draw_detections(out, detections, labels)

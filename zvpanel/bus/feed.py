@@ -161,7 +161,9 @@ class BusFeed:
             status = self._statuses.get(camera_id)
         image = self._images.get(camera_id) if self.hub.frames_wanted(camera_id) else None
         # Its events reach the hub from the events topic (QoS 1): detections may be lost.
-        result = replace(result_from_payload(message, calibration, status, image), events=())
+        result = replace(
+            result_from_payload(message, calibration, status, image), events=(), zone_events=()
+        )
         with self._lock:
             self._statuses[camera_id] = result.status
             self._fed_at[camera_id] = time.monotonic()

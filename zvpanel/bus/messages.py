@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..counting import CrossingEvent
+from ..counting import CrossingEvent, ZoneEvent
 from ..detections import Detections
 from ..engine.result import CameraStatus, FrameResult
 from ..sources.frame import Frame
@@ -61,6 +61,7 @@ def counts_payload(result: FrameResult, origin: str) -> dict[str, Any]:
         "camera_id": message["camera_id"],
         "timestamp": message["timestamp"],
         "counts": message["counts"],
+        "zones": message["zones"],
     }
 
 
@@ -151,6 +152,8 @@ def result_from_payload(
             hardware_limited=bool(payload["hardware_limited"]),
         ),
         labels=labels,
+        zone_events=tuple(_zone_event(e) for e in payload["zone_events"]),
+        zones={k: dict(v) for k, v in payload["zones"].items()},
     )
 
 
@@ -169,4 +172,17 @@ def _event(item: dict[str, Any]) -> CrossingEvent:
         frame_index=int(item["frame"]),
         confidence=float(item["confidence"]),
         point=(float(item["point"][0]), float(item["point"][1])),
+    )
+
+
+def _zone_event(item: dict[str, Any]) -> ZoneEvent:
+    point = item["point"]
+    return ZoneEvent(
+        zone_id=str(item["zone_id"]),
+        track_id=int(item["track_id"]),
+        kind=item["kind"],
+        frame_index=int(item["frame"]),
+        media_time=0.0,  # not sent: a dashboard has no use for the publisher's media clock
+        dwell_s=None if item["dwell_s"] is None else float(item["dwell_s"]),
+        point=None if point is None else (float(point[0]), float(point[1])),
     )

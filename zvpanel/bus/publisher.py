@@ -64,7 +64,7 @@ class BusPublisher:
         self._with_events: deque[FrameResult] = deque()
         self._watchers: dict[int, dict[str, float]] = {}  # camera -> viewer -> expiry
         self._status_sent: dict[int, tuple[float, str, str | None]] = {}
-        self._counts_sent: dict[int, dict] = {}
+        self._counts_sent: dict[int, tuple[dict, dict]] = {}  # (line counts, zones) sent
         self._running = False
         self._thread: threading.Thread | None = None
         self._subscription: Subscription | None = None
@@ -93,7 +93,7 @@ class BusPublisher:
             return
         with self._lock:
             self._newest[result.camera_id] = result
-            if result.events:
+            if result.events or result.zone_events:
                 if len(self._with_events) >= MAX_PENDING_EVENT_RESULTS:
                     self._with_events.popleft()
                     self.events_dropped += 1
@@ -181,9 +181,11 @@ class BusPublisher:
         self._publish(status.camera_id, "status", payload, qos=1, retain=True)
 
     def _send_counts(self, result: FrameResult) -> None:
-        if self._counts_sent.get(result.camera_id) == result.counts:
+        # Zones' times inside grow every frame; only who is inside makes news.
+        zones = {k: (z["occupancy"], z["enters"], z["leaves"]) for k, z in result.zones.items()}
+        if self._counts_sent.get(result.camera_id) == (result.counts, zones):
             return
-        self._counts_sent[result.camera_id] = result.counts
+        self._counts_sent[result.camera_id] = (result.counts, zones)
         payload = counts_payload(result, self.origin)
         self._publish(result.camera_id, "counts", payload, retain=True)
 

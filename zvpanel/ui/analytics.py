@@ -42,6 +42,7 @@ from ..web.access import visible_stores
 from ..web.auth import Claims
 from .layout import page, periodic
 from .session import session_claims
+from .zones import ZoneCharts
 
 __all__ = ["AnalyticsView", "analytics_page", "REFRESH_MS", "DEFAULT_DAYS"]
 
@@ -156,6 +157,7 @@ class AnalyticsView(pn.viewable.Viewer):
         self.camera_chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=CHART_HEIGHT)
         self.heatmap = pn.pane.HoloViews()
         self.heat_caption = pn.pane.HTML()
+        self.zones = ZoneCharts(app)
         self._snapshots: dict[int, np.ndarray | None] = {}  # camera id -> its frame, once
         self.data = ChartData.empty()
         self.last_event_id = 0
@@ -254,6 +256,10 @@ class AnalyticsView(pn.viewable.Viewer):
         self.occupancy_chart.object = self._occupancy_chart()
         self.camera_chart.object = self._camera_chart()
         self.heatmap.object = self._heat_chart()
+        where = self.event_filter()
+        cameras = self.app.db.list_cameras(self.store.id, include_deleted=True)
+        shown = [c for c in cameras if where.camera_id in (None, c.id)]
+        self.zones.show(shown, where.camera_id, where.start, where.end, tz)
 
     def _gaps_note(self) -> str:
         gaps = int((self.data.counts["coverage"] < COVERED_SHARE).sum())
@@ -411,6 +417,7 @@ class AnalyticsView(pn.viewable.Viewer):
             self.timeline,
             pn.Row(self.occupancy_chart, self.camera_chart, sizing_mode="stretch_width"),
             pn.Column(self.heat_caption, self.heatmap),
+            self.zones,
             sizing_mode="stretch_width",
         )
 

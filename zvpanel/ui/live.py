@@ -38,7 +38,11 @@ _TILE_CSS = """
 """
 
 
-def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] | None) -> str:
+def status_html(
+    status: CameraStatus | None,
+    counts: dict[str, dict[str, int]] | None,
+    zones: dict[str, dict] | None = None,
+) -> str:
     """The status block under a camera's video (pure, so tests can read it)."""
     if status is None:
         return (
@@ -75,7 +79,24 @@ def status_html(status: CameraStatus | None, counts: dict[str, dict[str, int]] |
     )
     if len(counts) > 1:
         parts.append(f"<br><small>{per_line}</small>")
+    parts.extend(_zone_html(zone_id, zone) for zone_id, zone in (zones or {}).items())
     return f'<div class="zv-status">{"".join(parts)}</div>'
+
+
+def _zone_html(zone_id: str, zone: dict) -> str:
+    """One zone's line: people inside now; for a queue its length and longest wait."""
+    name = html_text(zone_id)
+    inside = int(zone["occupancy"])
+    if zone["queue"]:
+        return (
+            f'<br><span class="zv-zone" data-zone="{name}">Queue {name}: '
+            f'<b class="zv-occupancy">{inside}</b> waiting, longest '
+            f"{float(zone['longest_inside_s']):.0f} s</span>"
+        )
+    return (
+        f'<br><span class="zv-zone" data-zone="{name}">Zone {name}: '
+        f'<b class="zv-occupancy">{inside}</b> inside</span>'
+    )
 
 
 class CameraTile(pn.viewable.Viewer):
@@ -95,13 +116,14 @@ class CameraTile(pn.viewable.Viewer):
         status = self.app.hub.status(self.camera_id)
         latest = self.app.hub.latest(self.camera_id)
         counts = latest.counts if latest is not None else None
+        zones = latest.zones if latest is not None else None
         if (
             counts is None
             and self.app.engine is not None
             and self.app.engine.worker(self.camera_id)
         ):
             counts = self.app.engine.counts(self.camera_id)
-        self.status.object = status_html(status, counts)
+        self.status.object = status_html(status, counts, zones)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-from ..counting import CrossingEvent
+from ..counting import CrossingEvent, ZoneEvent
 from ..engine.result import CameraStatus, FrameResult
 from ..errors import ZvpanelError
 from ..numbers import refuse_json_constant
@@ -27,6 +27,8 @@ __all__ = [
     "ClientMessageError",
     "iso_utc",
     "event_dict",
+    "zone_event_dict",
+    "zone_counts",
     "detections_message",
     "event_messages",
     "hello_message",
@@ -40,7 +42,16 @@ __all__ = [
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 #: Server -> client message types, one schema file each.
-MESSAGE_TYPES = ("detections", "event", "status", "hello", "pong", "settings", "error")
+MESSAGE_TYPES = (
+    "detections",
+    "event",
+    "zone_event",
+    "status",
+    "hello",
+    "pong",
+    "settings",
+    "error",
+)
 #: Decimals kept in pixel coordinates, normalised coordinates and confidences.
 PIXEL_DECIMALS = 1
 NORMALISED_DECIMALS = 5
@@ -67,6 +78,34 @@ def event_dict(event: CrossingEvent) -> dict[str, Any]:
         "frame": int(event.frame_index),
         "confidence": round(float(event.confidence), CONFIDENCE_DECIMALS),
         "point": [round(float(v), PIXEL_DECIMALS) for v in event.point],
+    }
+
+
+def zone_event_dict(event: ZoneEvent) -> dict[str, Any]:
+    point = event.point
+    return {
+        "zone_id": event.zone_id,
+        "track_id": int(event.track_id),
+        "kind": event.kind,
+        "frame": int(event.frame_index),
+        "dwell_s": None if event.dwell_s is None else round(float(event.dwell_s), 2),
+        "point": None if point is None else [round(float(v), PIXEL_DECIMALS) for v in point],
+    }
+
+
+def zone_counts(result: FrameResult) -> dict[str, dict[str, Any]]:
+    """Per zone: people inside now, enters and leaves so far, whether it is a queue and how
+    long the people inside have been there (``schemas/detections.json#/$defs/zone_counts``)."""
+    return {
+        zone_id: {
+            "occupancy": int(c["occupancy"]),
+            "enters": int(c["enters"]),
+            "leaves": int(c["leaves"]),
+            "queue": bool(c["queue"]),
+            "longest_inside_s": round(float(c["longest_inside_s"]), 2),
+            "mean_inside_s": round(float(c["mean_inside_s"]), 2),
+        }
+        for zone_id, c in result.zones.items()
     }
 
 
@@ -124,6 +163,8 @@ def detections_message(result: FrameResult) -> dict[str, Any]:
         },
         "event": events[0] if events else None,
         "events": events,
+        "zones": zone_counts(result),
+        "zone_events": [zone_event_dict(e) for e in result.zone_events],
         "status": status.state,
         "actual_fps": round(float(status.actual_fps), 3),
         "target_fps": round(float(status.target_fps), 3),
@@ -132,17 +173,21 @@ def detections_message(result: FrameResult) -> dict[str, Any]:
 
 
 def event_messages(result: FrameResult) -> list[dict[str, Any]]:
-    """One ``event`` message per entry/exit on this frame (for ``/ws/events``)."""
+    """One ``event`` message per entry/exit and one ``zone_event`` message per zone enter/
+    leave on this frame (for ``/ws/events``)."""
     timestamp = iso_utc(result.frame.captured_at)
+    camera = {"camera_id": int(result.camera_id), "timestamp": timestamp}
     counts = {
         line_id: {"entries": int(c["entries"]), "exits": int(c["exits"])}
         for line_id, c in result.counts.items()
     }
+    zones = zone_counts(result) if result.zone_events else {}
     return [
-        {"type": "event", "camera_id": int(result.camera_id), "timestamp": timestamp}
-        | event_dict(event)
-        | {"counts": counts}
+        {"type": "event"} | camera | event_dict(event) | {"counts": counts}
         for event in result.events
+    ] + [
+        {"type": "zone_event"} | camera | zone_event_dict(event) | {"zones": zones}
+        for event in result.zone_events
     ]
 
 

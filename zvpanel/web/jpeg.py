@@ -91,7 +91,14 @@ def render(result: FrameResult, variant: FrameVariant) -> EncodedFrame:
     if variant.frames == "annotated":
         from ..annotate import annotate  # the pipeline's drawing, imported where it is needed
 
-        image = annotate(image, result.detections, result.calibration, result.counts, result.labels)
+        image = annotate(
+            image,
+            result.detections,
+            result.calibration,
+            result.counts,
+            result.labels,
+            result.zones,
+        )
     height, width = image.shape[:2]
     if variant.max_height is not None and height > variant.max_height:
         width = max(1, round(width * variant.max_height / height))
