@@ -169,7 +169,12 @@ class App:
         know about downtime, and heat maps); into the database unless ``sink`` says else."""
         if not self.settings.engine:
             return
-        self.recorder = ActivityRecorder(sink or self.db, self.store_of, node=node).start()
+        self.recorder = ActivityRecorder(
+            sink or self.db,
+            self.store_of,
+            node=node,
+            flush_seconds=self.settings.activity_flush_seconds,
+        ).start()
 
     def stop_recorder(self) -> None:
         """After the engine: its cameras' last statuses are written too."""

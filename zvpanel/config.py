@@ -39,6 +39,8 @@ MAX_INFERENCE_REQUESTS = 16
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: Longest event retention accepted (ten years).
 MAX_RETENTION_DAYS = 3650
+#: Longest interval between two writes of camera activity (ZVPANEL_ACTIVITY_FLUSH_SECONDS).
+MAX_ACTIVITY_FLUSH_SECONDS = 3600.0
 #: Bounds of a crossing's crop (its longer side, pixels; ZVPANEL_CROPS_SIZE).
 MIN_CROP_SIZE = 32
 MAX_CROP_SIZE = 640
@@ -86,6 +88,16 @@ class Settings(BaseSettings):
         description=(
             "Roll raw events older than this many days into hourly totals per line (charts "
             "and binned CSV stay exact; track ids and exact times go). Unset: keep every event."
+        ),
+    )
+    activity_flush_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        le=MAX_ACTIVITY_FLUSH_SECONDS,
+        description=(
+            "How often the engine writes its cameras' activity (status changes, online time "
+            "for the charts' coverage, heat grids). A process that dies loses at most this "
+            "much coverage and heat."
         ),
     )
     crops: bool = Field(

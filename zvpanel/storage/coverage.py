@@ -38,30 +38,45 @@ __all__ = [
     "heat_grid",
 ]
 
+#: Engines write online time every flush interval: the last this many intervals before now
+#: are not judged yet (their time may still be on its way), or the hour under way would
+#: always look partly covered.
+LAG_FLUSHES = 2
 #: A bin at least this share covered counts as covered (a reconnect of a few seconds
 #: in an hour does not make its count doubtful).
 COVERED_SHARE = 0.98
 _QUARTER = pd.Timedelta(seconds=QUARTER_SECONDS)
 
 
-def _window(f: EventFilter, now: datetime | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _window(
+    f: EventFilter, now: datetime | None, flush_seconds: float
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     if f.start is None or f.end is None:
         raise InvalidValueError("coverage needs a window: give the filter's start and end")
     now = datetime.now(timezone.utc) if now is None else now
+    judged = pd.Timestamp(now) - pd.Timedelta(seconds=LAG_FLUSHES * flush_seconds)
     start = pd.Timestamp(f.start).tz_convert("UTC").floor(_QUARTER)
-    return start, min(pd.Timestamp(f.end), pd.Timestamp(now)).tz_convert("UTC")
+    return start, min(pd.Timestamp(f.end), judged).tz_convert("UTC")
 
 
 def _quarter_bins(start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> pd.DataFrame:
-    """Every quarter hour of [start, end): its bin key (as SQL gives it) and elapsed seconds."""
+    """Every quarter hour of [start, end) and its bin key (as SQL gives it)."""
     quarters = pd.date_range(start, end, freq=_QUARTER, inclusive="left")
     local = quarters.tz_convert(tz)
     if freq == "h":  # the UTC start of the local hour, like Backend.hour_bin
         keys = (quarters - pd.to_timedelta(local.minute, unit="m")).strftime("%Y-%m-%dT%H:%M:%S")
     else:
         keys = local.strftime("%Y-%m-%d")
-    seconds = np.minimum((end - quarters).total_seconds(), QUARTER_SECONDS)
-    return pd.DataFrame({"quarter": quarters, "bin": keys, "seconds": seconds})
+    return pd.DataFrame({"quarter": quarters, "bin": keys})
+
+
+def _known_seconds(quarters: pd.Series, since: pd.Timestamp | None, end: pd.Timestamp) -> pd.Series:
+    """Seconds of each quarter after the camera's first record and before ``end``."""
+    if since is None:
+        return pd.Series(0.0, index=quarters.index)
+    upper = (quarters + _QUARTER).where(quarters + _QUARTER < end, end)
+    lower = quarters.where(quarters > since, since)
+    return (upper - lower).dt.total_seconds().clip(lower=0)
 
 
 def _expected_cameras(db: Database, f: EventFilter, start: str, end: str) -> list[int]:
@@ -83,11 +98,13 @@ def camera_coverage(
     tz: str,
     f: EventFilter,
     now: datetime | None = None,
+    flush_seconds: float = 0.0,
 ) -> pd.DataFrame:
     """The share (0..1) of each local hour or day each camera was online.
 
     ``f`` needs a store (or a camera) and a window; bins run from its start to its end or
-    ``now``, whichever is first. Index: bin starts in ``tz`` (as in
+    ``now``, whichever is first, less :data:`LAG_FLUSHES` x ``flush_seconds`` (the
+    engines' ``ZVPANEL_ACTIVITY_FLUSH_SECONDS``). Index: bin starts in ``tz`` (as in
     :func:`~zvpanel.storage.queries.binned_counts`); one column per camera id; NaN where
     the camera's coverage is unknown (before its first recorded status change).
     """
@@ -96,7 +113,7 @@ def camera_coverage(
     validate_timezone(tz)
     if f.store_id is None and f.camera_id is None:
         raise InvalidValueError("coverage needs a store_id or a camera_id")
-    start, end = _window(f, now)
+    start, end = _window(f, now, flush_seconds)
     if end <= start:
         return pd.DataFrame(index=pd.DatetimeIndex([], tz=tz, name="timestamp"))
     first, last = utc_text(start.to_pydatetime()), utc_text(end.to_pydatetime())
@@ -106,9 +123,8 @@ def camera_coverage(
     known_from = _first_records(db, cameras)
     columns = {}
     for camera_id in cameras:
-        since = known_from.get(camera_id)
-        known = quarters[quarters["quarter"] >= since] if since is not None else quarters[:0]
-        length = known.groupby("bin")["seconds"].sum().reindex(quarters["bin"].unique())
+        known = _known_seconds(quarters["quarter"], known_from.get(camera_id), end)
+        length = known.groupby(quarters["bin"]).sum().reindex(quarters["bin"].unique())
         credited = online.get(camera_id, pd.Series(dtype=float)).reindex(length.index).fillna(0)
         columns[camera_id] = (credited / length.where(length > 0)).clip(upper=1.0).to_numpy()
     keys = list(quarters["bin"].unique())
@@ -143,7 +159,7 @@ def _online_seconds(
 
 
 def _first_records(db: Database, cameras: list[int]) -> dict[int, pd.Timestamp]:
-    """Per camera: the start of the quarter of its first recorded status change."""
+    """Per camera: the time of its first recorded status change."""
     if not cameras:
         return {}
     marks = ", ".join("?" * len(cameras))
@@ -153,10 +169,7 @@ def _first_records(db: Database, cameras: list[int]) -> dict[int, pd.Timestamp]:
             f"WHERE camera_id IN ({marks}) GROUP BY camera_id",
             cameras,
         )
-    return {
-        int(r["camera_id"]): pd.Timestamp(r["first"]).tz_convert("UTC").floor(_QUARTER)
-        for r in rows
-    }
+    return {int(r["camera_id"]): pd.Timestamp(r["first"]).tz_convert("UTC") for r in rows}
 
 
 def coverage_share(per_camera: pd.DataFrame) -> pd.Series:
@@ -181,16 +194,20 @@ class StoreGaps:
 
 
 def store_gaps(
-    db: Database, start: datetime, end: datetime, now: datetime | None = None
+    db: Database,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    flush_seconds: float = 0.0,
 ) -> dict[int, StoreGaps]:
     """Per store (by id): its coverage over [start, end) (up to ``now``), for the overview.
 
-    Hours are each store's local hours.
+    Hours are each store's local hours; ``flush_seconds`` as in :func:`camera_coverage`.
     """
     out = {}
     for store in db.list_stores():
         where = EventFilter(store.id, None, start, end)
-        cameras = camera_coverage(db, "h", store.timezone, where, now)
+        cameras = camera_coverage(db, "h", store.timezone, where, now, flush_seconds)
         share = coverage_share(cameras)
         gappy = cameras.lt(COVERED_SHARE) & cameras.notna()
         out[store.id] = StoreGaps(

@@ -14,7 +14,7 @@ week's number counts from last week's local midnight to 14:30 local time that da
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from .database import Database, InvalidValueError
-from .queries import EventFilter, binned_counts
 from .values import Store, parse_utc, utc_text
 
 __all__ = [
@@ -205,16 +204,21 @@ def _store_windows(store: Store, now: datetime, windows: list[Window]) -> _Store
     days = tuple(
         add(_midnight(d, store), _midnight(d + timedelta(days=1), store)) for d in trend_days
     )
-    # Local hours start every 60 minutes of UTC from local midnight (whole-hour and
-    # half-hour zones alike); a daylight-saving day simply has 23 or 25 of them.
-    starts = []
-    start = midnight
-    while start < now:
-        starts.append(start)
-        start += _HOUR
+    starts = list(_hour_starts(midnight, now))
     hours = tuple(add(s, min(s + _HOUR, now)) for s in starts)
     labels = tuple(s.astimezone(store.tz).hour for s in starts)
     return _StoreWindows(at_today, weeks, days, hours, labels)
+
+
+def _hour_starts(start: datetime, end: datetime) -> Iterator[datetime]:
+    """The starts of the local hours from ``start`` (a local midnight) until ``end``.
+
+    Local hours start every 60 minutes of UTC from local midnight (whole-hour and
+    half-hour zones alike); a daylight-saving day simply has 23 or 25 of them.
+    """
+    while start < end:
+        yield start
+        start += _HOUR
 
 
 def store_days(db: Database, stores: Sequence[Store], now: datetime) -> list[StoreDay]:
@@ -251,12 +255,11 @@ def weekly_heat(db: Database, store: Store, now: datetime) -> pd.DataFrame:
     :data:`TREND_DAYS` whole local days before ``now``'s day: 7 rows x 24 columns."""
     _check_aware(now)
     today = now.astimezone(store.tz).date()
-    start = _midnight(today - timedelta(days=TREND_DAYS), store)
-    where = EventFilter(store.id, None, start, _midnight(today, store))
-    hourly = binned_counts(db, "h", store.timezone, where)["entries"]
-    local = pd.DatetimeIndex(hourly.index)
-    grid = pd.DataFrame(0.0, index=range(7), columns=range(24))
-    if len(hourly):
-        totals = hourly.groupby([local.day_of_week, local.hour]).sum().unstack(fill_value=0)
-        grid = grid.add(totals, fill_value=0)
-    return grid / COMPARED_WEEKS
+    end = _midnight(today, store)
+    starts = list(_hour_starts(_midnight(today - timedelta(days=TREND_DAYS), store), end))
+    counts = entries_in_windows(db, [Window(store.id, s, s + _HOUR) for s in starts])
+    grid = np.zeros((7, 24))
+    for start, count in zip(starts, counts, strict=True):
+        local = start.astimezone(store.tz)
+        grid[local.weekday(), local.hour] += count
+    return pd.DataFrame(grid / COMPARED_WEEKS, index=range(7), columns=range(24))
