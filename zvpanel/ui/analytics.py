@@ -211,7 +211,8 @@ class AnalyticsView(pn.viewable.Viewer):
     def query(self) -> ChartData:
         """Everything the charts show, counted by the database."""
         db, where, tz = self.app.db, self.event_filter(), self.store.timezone
-        coverage = coverage_share(camera_coverage(db, self.bin, tz, where))
+        flush = self.app.settings.activity_flush_seconds
+        coverage = coverage_share(camera_coverage(db, self.bin, tz, where, None, flush))
         heat = heat_grid(db, where.camera_id, where.start, where.end) if where.camera_id else None
         return ChartData(
             counts=_with_coverage(binned_counts(db, self.bin, tz, where), coverage),
