@@ -106,10 +106,13 @@ def test_store_coverage_is_the_mean_of_its_known_cameras_and_flags_gaps(db, came
     assert sorted(per_camera.columns) == sorted([door.id, back.id])
     assert coverage_share(per_camera).tolist() == [1.0, 0.5]
 
-    gaps = store_gaps(db, T0, T0 + timedelta(hours=2), now=T0 + timedelta(hours=3))
+    gaps = store_gaps(db, None, T0, T0 + timedelta(hours=2), now=T0 + timedelta(hours=3))
     assert gaps[store.id].has_gaps and gaps[store.id].gap_hours == 1
     assert gaps[store.id].cameras_with_gaps == (back.id,)
     assert gaps[store.id].coverage == pytest.approx(0.75)
+    # By default: each store's local day so far (hours before the first record unknown).
+    today = store_gaps(db, [store], now=T0 + timedelta(hours=2))[store.id]
+    assert today.gap_hours == 1 and today.cameras_with_gaps == (back.id,)
 
     # A camera an admin switched off is not expected to count: the store has no gap.
     db.set_enabled(back.id, False)
@@ -121,7 +124,7 @@ def test_store_coverage_is_the_mean_of_its_known_cameras_and_flags_gaps(db, came
     # A store whose cameras never recorded anything has unknown coverage, not a gap.
     other = db.create_store("Station", "UTC")
     db.create_camera(other.id, "Gate", "rtsp://127.0.0.1:9/gate")
-    quiet = store_gaps(db, T0, T0 + timedelta(hours=2), now=T0 + timedelta(hours=3))[other.id]
+    quiet = store_gaps(db, [other], T0, T0 + timedelta(hours=2), T0 + timedelta(hours=3))[other.id]
     assert not quiet.has_gaps and math.isnan(quiet.coverage)
 
 
@@ -358,3 +361,26 @@ def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
     assert snapshot.bounds.lbrt() == heat.bounds.lbrt() == (0, 0, 768, 576)
     view.camera_select.value = 0  # all cameras: no heat map
     assert "Choose a camera" in view.heat_caption.object
+
+
+def test_overview_flags_stores_with_gaps_today(app):
+    from bokeh.document import Document
+
+    from zvpanel.ui.overview import OverviewView
+
+    store = app.db.create_store("Station", "UTC")
+    gate = app.db.create_camera(store.id, "Gate <b>", "rtsp://127.0.0.1:9/gate")
+    now = T0 + timedelta(hours=2)  # 14:00; the camera was down from 12:00 to 13:00
+    quarters = [T0 - timedelta(hours=2) + timedelta(minutes=15 * i) for i in range(16)]
+    app.db.record_activity(
+        changes=[_change(gate, quarters[0], "online")],
+        coverage=[
+            _quarter(gate, t, 900) for t in quarters if not T0 <= t < T0 + timedelta(hours=1)
+        ],
+    )
+    view = OverviewView(app, None, clock=lambda: now)
+    view.__panel__().get_root(Document())
+    table = view.table.value.set_index("store")
+    flag = table.loc["Station", "gaps today"]
+    assert 'data-gap-hours="1"' in flag and "Gate &lt;b&gt;" in flag
+    assert table.loc["Demo store", "gaps today"].endswith(">-</span>")  # never recorded

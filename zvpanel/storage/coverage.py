@@ -18,15 +18,16 @@ Coverage
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from .activity import HEAT_COLUMNS, HEAT_ROWS, QUARTER_SECONDS
-from .database import Database, InvalidValueError, utc_text, validate_timezone
+from .database import Database, InvalidValueError, Store, utc_text, validate_timezone
 from .queries import EventFilter, _bin_index
 
 __all__ = [
@@ -195,18 +196,23 @@ class StoreGaps:
 
 def store_gaps(
     db: Database,
-    start: datetime,
-    end: datetime,
+    stores: Iterable[Store] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
     now: datetime | None = None,
     flush_seconds: float = 0.0,
 ) -> dict[int, StoreGaps]:
-    """Per store (by id): its coverage over [start, end) (up to ``now``), for the overview.
+    """Per store (by id; every store unless ``stores``): its coverage over [start, end),
+    by default its local day so far, for the overview.
 
-    Hours are each store's local hours; ``flush_seconds`` as in :func:`camera_coverage`.
+    Hours are each store's local hours; ``now`` and ``flush_seconds`` as in
+    :func:`camera_coverage`.
     """
+    now = datetime.now(timezone.utc) if now is None else now
     out = {}
-    for store in db.list_stores():
-        where = EventFilter(store.id, None, start, end)
+    for store in db.list_stores() if stores is None else stores:
+        midnight = datetime.combine(now.astimezone(store.tz).date(), time.min, store.tz)
+        where = EventFilter(store.id, None, start or midnight, end or now)
         cameras = camera_coverage(db, "h", store.timezone, where, now, flush_seconds)
         share = coverage_share(cameras)
         gappy = cameras.lt(COVERED_SHARE) & cameras.notna()

@@ -9,6 +9,7 @@ by the bus). Names enter the tables as escaped HTML (:func:`zvpanel.display.html
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
@@ -18,6 +19,7 @@ import panel as pn
 
 from ..display import html_text
 from ..engine.result import CameraStatus
+from ..storage.coverage import StoreGaps, store_gaps
 from ..storage.overview import (
     COMPARED_WEEKS,
     TREND_DAYS,
@@ -80,6 +82,19 @@ def _versus(day: StoreDay) -> float | None:
     return round(100 * (day.today / day.usual - 1), 1) if day.usual else None
 
 
+def _gap_flag(gaps: StoreGaps | None, camera_names: dict[int, str]) -> str:
+    """Today's coverage: a flag naming the cameras when some hour was not all watched."""
+    if gaps is None or math.isnan(gaps.coverage):  # no camera ever recorded: unknown
+        return '<span class="zv-gaps" data-gap-hours="0">-</span>'
+    if not gaps.has_gaps:
+        return '<span class="zv-gaps" data-gap-hours="0">none</span>'
+    names = ", ".join(html_text(camera_names.get(c, f"camera {c}")) for c in gaps.cameras_with_gaps)
+    return (
+        f'<span class="zv-gaps" data-gap-hours="{gaps.gap_hours}" style="color:#cf222e">'
+        f"&#9888; {gaps.gap_hours} h not covered ({names})</span>"
+    )
+
+
 def _health(statuses: list[CameraStatus | None]) -> str:
     online = sum(1 for s in statuses if s is not None and s.state == "online")
     text = f"{online}/{len(statuses)} online"
@@ -103,7 +118,7 @@ class OverviewView(pn.viewable.Viewer):
             selectable=1,
             show_index=False,
             hidden_columns=["store_id"],
-            formatters={"store": _HTML, f"last {TREND_DAYS} days": _HTML},
+            formatters={"store": _HTML, "gaps today": _HTML, f"last {TREND_DAYS} days": _HTML},
             sortable={f"last {TREND_DAYS} days": False},
             pagination="local",
             page_size=PAGE_ROWS,
@@ -137,14 +152,20 @@ class OverviewView(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Count every store again and read the cameras' health (the periodic callback)."""
         now = self.clock()
-        self.table.value = self.stores_frame(store_days(self.app.db, self.stores, now))
+        flush = self.app.settings.activity_flush_seconds
+        gaps = store_gaps(self.app.db, self.stores, now=now, flush_seconds=flush)
+        self.table.value = self.stores_frame(store_days(self.app.db, self.stores, now), gaps)
         self.camera_table.value = self.cameras_frame()
 
     def _status(self, camera_id: int) -> CameraStatus | None:
         return self.app.hub.status(camera_id) if self.app.hub is not None else None
 
-    def stores_frame(self, days: list[StoreDay]) -> pd.DataFrame:
+    def stores_frame(
+        self, days: list[StoreDay], gaps: dict[int, StoreGaps] | None = None
+    ) -> pd.DataFrame:
         by_store: dict[int, list[CameraStatus | None]] = {s.id: [] for s in self.stores}
+        camera_names = {c.id: c.name for c in self.cameras}
+        gaps = gaps or {}
         for camera in self.cameras:
             by_store[camera.store_id].append(self._status(camera.id))
         rows = [
@@ -158,6 +179,7 @@ class OverviewView(pn.viewable.Viewer):
                 "inside now": d.occupancy,
                 "peak hour": _peak(d),
                 "cameras": _health(by_store[d.store_id]),
+                "gaps today": _gap_flag(gaps.get(d.store_id), camera_names),
                 f"last {TREND_DAYS} days": sparkline_svg(d.daily),
             }
             for d in days
@@ -245,6 +267,7 @@ _STORE_COLUMNS = [
     "inside now",
     "peak hour",
     "cameras",
+    "gaps today",
     f"last {TREND_DAYS} days",
 ]
 _CAMERA_COLUMNS = [
