@@ -20,7 +20,14 @@ from ..config import load_settings
 from ..errors import CalibrationError, SourceError, ZvpanelError
 from ..storage import Database, InvalidValueError, bootstrap
 from ..storage.schema import SCHEMA_VERSION
-from .lines import ANCHORS, add_line_arguments, lines_from_args, number
+from .lines import (
+    ANCHORS,
+    add_line_arguments,
+    add_zone_arguments,
+    lines_from_args,
+    number,
+    zones_from_args,
+)
 
 __all__ = ["register"]
 
@@ -377,14 +384,16 @@ def _camera_delete(args: argparse.Namespace) -> int:
 def _calibrate_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",
-        help="set a camera's counting line(s), ROI and detection rate (or show them)",
-        description="Without --line, print the camera's calibration as JSON. With --line "
-        "(repeatable), replace its lines; other options not given keep their current value. "
-        "Orientation leftToRight: for a line drawn top to bottom, walking left to right on "
-        "screen is an entry.",
+        help="set a camera's counting line(s), zones, ROI and detection rate (or show them)",
+        description="Without --line or --zone, print the camera's calibration as JSON. With "
+        "--line (repeatable), replace its lines; with --zone (repeatable), its zones; other "
+        "options not given keep their current value. Orientation leftToRight: for a line "
+        "drawn top to bottom, walking left to right on screen is an entry. Example zone: "
+        "--zone till 100,300 300,300 300,450 100,450 --queue till",
     )
     p.add_argument("camera_id", type=int, metavar="CAMERA_ID")
     add_line_arguments(p, line_ids=True)
+    add_zone_arguments(p)
     roi = p.add_mutually_exclusive_group()
     roi.add_argument(
         "--roi", nargs=4, type=number, metavar=("X1", "Y1", "X2", "Y2"), help="region of interest"
@@ -408,7 +417,11 @@ def _calibrate_command(sub: argparse._SubParsersAction) -> None:
 
 def _new_calibration(args: argparse.Namespace, current: Calibration | None) -> Calibration:
     data: dict[str, Any] = current.model_dump() if current else {}
-    data["lines"] = lines_from_args(args)
+    if args.line:
+        data["lines"] = lines_from_args(args)
+    zones = zones_from_args(args)
+    if zones is not None:
+        data["zones"] = zones
     if args.roi:
         data["roi"] = tuple(args.roi)
     elif args.no_roi:
@@ -457,10 +470,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     with _open_db() as db:
         camera = db.get_camera(args.camera_id)
         current = db.get_calibration(camera.id)
-        if not args.line:
+        if not (args.line or args.zone or args.no_zones):
             changes = (args.line_id, args.orientation, args.roi, args.no_roi, args.fps, args.anchor)
             if any(changes) or args.min_distance is not None or args.min_frames is not None:
                 raise CalibrationError("give --line X1 Y1 X2 Y2 to change the calibration")
+            if args.queue:
+                raise CalibrationError("--queue names a --zone; give the zones with --zone")
             if current is None:
                 print(f"camera {camera.id} {camera.name!r} has no calibration")
                 return 1
@@ -477,7 +492,11 @@ def _calibrate(args: argparse.Namespace) -> int:
             _check_footage(calibration, camera.source)
         db.set_calibration(camera.id, calibration)
     names = ", ".join(line.id for line in calibration.lines)
-    print(f"calibration of camera {camera.id} {camera.name!r} saved (lines: {names})")
+    zones = ", ".join(z.id + (" (queue)" if z.queue else "") for z in calibration.zones)
+    print(
+        f"calibration of camera {camera.id} {camera.name!r} saved (lines: {names}"
+        + (f"; zones: {zones})" if zones else ")")
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The ``--line`` / ``--line-id`` / ``--orientation`` options of ``count``, ``eval`` and ``calibrate``."""
+"""The ``--line`` / ``--line-id`` / ``--orientation`` options of ``count``, ``eval`` and
+``calibrate``, and the ``--zone`` / ``--queue`` / ``--no-zones`` options of ``calibrate``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from ..errors import CalibrationError
 from ..geometry import Anchor
 from ..numbers import finite_float
 
-__all__ = ["ORIENTATIONS", "ANCHORS", "add_line_arguments", "lines_from_args", "number"]
+__all__ = [
+    "ORIENTATIONS",
+    "ANCHORS",
+    "add_line_arguments",
+    "lines_from_args",
+    "add_zone_arguments",
+    "zones_from_args",
+    "number",
+]
 
 ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
 ANCHORS: tuple[str, ...] = get_args(Anchor)
@@ -67,3 +76,59 @@ def lines_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"id": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "orientation": o}
         for i, (x1, y1, x2, y2), o in zip(ids, args.line, orientations, strict=True)
     ]
+
+
+def add_zone_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--zone",
+        nargs="+",
+        action="append",
+        metavar=("ID", "X,Y"),
+        help="a polygon zone: its name, then 3 or more vertices X,Y in pixels (repeat for "
+        "several zones; replaces the camera's zones)",
+    )
+    p.add_argument(
+        "--queue",
+        action="append",
+        metavar="ID",
+        help="mark the --zone named ID a queue: its occupancy is the queue length and the "
+        "time inside the waiting time",
+    )
+    p.add_argument("--no-zones", action="store_true", help="remove the camera's zones")
+
+
+def zones_from_args(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The zones ``--zone`` (with ``--queue``) describe, as dicts; ``[]`` for
+    ``--no-zones``; None when neither is given (the zones stay as they are)."""
+    if args.no_zones:
+        if args.zone or args.queue:
+            raise CalibrationError("give either --no-zones or --zone/--queue, not both")
+        return []
+    if not args.zone:
+        if args.queue:
+            raise CalibrationError("--queue names a --zone; give the zones with --zone")
+        return None
+    zones = [
+        {"id": zone_id, "points": [_vertex(zone_id, text) for text in vertices]}
+        for zone_id, *vertices in args.zone
+    ]
+    ids = [zone["id"] for zone in zones]
+    for queue in args.queue or []:
+        if queue not in ids:
+            raise CalibrationError(f"--queue {queue!r} is not a --zone (zones: {', '.join(ids)})")
+    for zone in zones:
+        zone["queue"] = zone["id"] in (args.queue or [])
+    return zones
+
+
+def _vertex(zone_id: str, text: str) -> tuple[float, float]:
+    """One ``X,Y`` vertex of a ``--zone``."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError("expected X,Y")
+        return (finite_float(parts[0]), finite_float(parts[1]))
+    except ValueError as error:
+        raise CalibrationError(
+            f"--zone {zone_id!r}: vertex {text!r} is not X,Y ({error})"
+        ) from None
