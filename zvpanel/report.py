@@ -19,7 +19,13 @@ from .evaluation import EvaluationReport
 from .geometry import segment_param
 from .plots import in_image_space, lines_overlay, use_bokeh
 
-__all__ = ["event_outcomes", "report_plots", "write_html_report", "POSITION_BINS"]
+__all__ = [
+    "event_outcomes",
+    "report_plots",
+    "write_html_report",
+    "save_standalone",
+    "POSITION_BINS",
+]
 
 #: Bins along a line (start to end) in the "where are misses" histogram.
 POSITION_BINS = 10
@@ -239,14 +245,22 @@ def write_html_report(
     "where along the line" histograms; ``fps`` puts time in seconds instead of frames;
     ``frame_size`` (w, h) draws the frame plot at the frame's scale. Returns the path.
     """
-    from bokeh.io import save
-    from bokeh.layouts import column
     from bokeh.models import Div
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plots = report_plots(result, calibration, fps=fps, frame_size=frame_size)
     models = [Div(text=_summary_html(result, title), width=PLOT_WIDTH)]
     models.extend(hv.render(plot, backend="bokeh") for plot in plots)
-    save(column(*models), filename=str(path), resources=_standalone_resources(), title=title)
+    return save_standalone(models, path, title)
+
+
+def save_standalone(models: list, path: str | Path, title: str) -> Path:
+    """Write Bokeh ``models`` one under the other as an HTML page that opens offline
+    (Bokeh's JavaScript inlined, no external file linked). Returns the path."""
+    from bokeh.io import save
+    from bokeh.layouts import column
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layout = column(*models, sizing_mode="stretch_width")
+    save(layout, filename=str(path), resources=_standalone_resources(), title=title)
     return path
