@@ -5,6 +5,7 @@ the walkway; every message is validated against zvpanel/schemas."""
 from __future__ import annotations
 
 import pytest
+from test_video import read_frame, wait_until
 from test_ws import TRUSTED_ORIGIN, connect, read_json, run
 from test_zone_counting import WALKWAY
 
@@ -19,6 +20,7 @@ from zvpanel.bus.topics import validate_payload
 from zvpanel.calibration import parse_calibration
 from zvpanel.engine import CameraStatus, FrameResult
 from zvpanel.web.auth import issue_token
+from zvpanel.web.feed import zone_counts
 from zvpanel.web.jpeg import FrameEncoder
 from zvpanel.web.routes import build_routes
 from zvpanel.web.server import FeedServer
@@ -159,3 +161,23 @@ def test_bus_payloads_carry_zones_and_read_back(zone_results):
     leave = next(p for p in zone_payloads if p["kind"] == "enter")
     with pytest.raises(ValueError, match="events"):
         validate_payload("events", leave | {"kind": "leave"})
+
+
+@pytest.mark.model
+def test_video_socket_header_carries_zones_and_their_polygons(served):
+    app, server, results = served
+    token = issue_token(app.settings, "admin", admin=True)
+    camera_id = results[0].camera_id
+
+    async def scenario():
+        conn = await connect(f"{server.ws_url}/ws/video/{camera_id}?token={token}")
+        await wait_until(lambda: app.hub.frames_wanted(camera_id), "the stream exists")
+        for result in results[:10]:
+            app.hub.publish(result)
+            header, _ = await read_frame(conn)  # validated against frame.json
+            assert header["zones"]["walkway"] == zone_counts(result)["walkway"]
+            (zone,) = header["calibration"]["zones"]
+            assert zone == {"id": "walkway", "points": WALKWAY["points"], "queue": False}
+        conn.close()
+
+    run(scenario())

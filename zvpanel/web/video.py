@@ -33,7 +33,7 @@ from ..calibration import Calibration
 from ..engine.hub import Subscription
 from ..engine.result import CameraStatus, FrameResult
 from .camera_stream import StreamRegistry, Viewer, streamed_camera
-from .feed import PIXEL_DECIMALS, error_message, status_message
+from .feed import PIXEL_DECIMALS, error_message, status_message, zone_counts
 from .jpeg import DEFAULT_QUALITY, encode_jpeg
 from .ws_handlers import AuthenticatedSocket, FeedRequestError
 
@@ -57,7 +57,8 @@ CALIBRATIONS_KEPT = 256
 
 
 def calibration_overlay(calibration: Calibration) -> dict[str, Any]:
-    """What a viewer needs to draw the calibration: the ROI, each line and its entry arrow."""
+    """What a viewer needs to draw the calibration: the ROI, each line and its entry arrow,
+    each zone."""
 
     def rounded(values) -> list[float]:
         return [round(float(v), PIXEL_DECIMALS) for v in values]
@@ -73,6 +74,10 @@ def calibration_overlay(calibration: Calibration) -> dict[str, Any]:
                 "entry_arrow": [rounded(xy) for xy in entry_arrow(line)],
             }
             for line in calibration.lines
+        ],
+        "zones": [
+            {"id": zone.id, "points": [rounded(xy) for xy in zone.points], "queue": zone.queue}
+            for zone in calibration.zones
         ],
     }
 
@@ -118,6 +123,7 @@ def frame_header(result: FrameResult, width: int, height: int, jpeg_bytes: int) 
         },
         "labels": result.labels,
         "counts": result.counts,
+        "zones": zone_counts(result),
         "status": status.state,
         "actual_fps": round(status.actual_fps, 2),
         "target_fps": round(status.target_fps, 2),
