@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ..calibration import Calibration
@@ -201,7 +202,17 @@ class CameraWorker:
                 self.hub.set_status(self._status)
                 # Do not spin on an error that repeats at once (e.g. every frame fails).
                 self._stop.wait(1.0 / max(self._calibration.detection_fps, 1.0))
+        self._close_zones()
         self.hub.set_status(self._make_status(state="stopped"))
+
+    def _close_zones(self) -> None:
+        """The camera stops: whoever is inside a zone leaves now, so the stored enters and
+        leaves still add up to who was inside (and nobody stays inside forever)."""
+        events = self._pipeline.finish()
+        if events and self.writer is not None:
+            self.writer.submit(
+                self.camera.store_id, self.camera.id, events, datetime.now(timezone.utc)
+            )
 
     def _step(self, reader: FrameReader) -> None:
         self._take_pending_calibration()
