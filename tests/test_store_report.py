@@ -20,6 +20,7 @@ from test_report import _document, _titles
 from zvpanel.cli import main
 from zvpanel.config import load_settings
 from zvpanel.storage import Database, EventFilter, EventRow, binned_counts, per_camera, utc_text
+from zvpanel.storage.review_counts import reviewed_counts
 from zvpanel.store_report import ReportJob, ReportPeriod, mail_report, write_store_report
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -49,7 +50,7 @@ def seeded(db):
     rows.append((door, "entry", start - timedelta(hours=9)))  # 23:00 the day before
     rows.append((door, "entry", start + timedelta(days=3)))  # next Monday
     db.insert_events(
-        EventRow(store.id, c.id, "door", i, d, utc_text(t), i, 0.9)
+        EventRow(store.id, c.id, "door", i, d, utc_text(t), i, 0.9, f"uid-{i}")
         for i, (c, d, t) in enumerate(rows)
     )
     return store, door, side
@@ -82,13 +83,35 @@ def test_daily_report_matches_the_storage_queries(db, seeded, tmp_path):
     assert "<title>Main &lt;street&gt;: daily report for Friday 2026-11-27</title>" in page
     assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', page)  # offline
     doc = _document(page)
-    [summary] = _div_texts(doc)
+    [summary, reviewed_html] = _div_texts(doc)
     assert summary.startswith("<h1>Main &lt;street&gt;: daily report for Friday 2026-11-27")
     assert "Entries <b>60</b> · exits <b>30</b>" in summary
     titles = _titles(doc)
     assert "Entries and exits per hour (Europe/Paris)" in titles
     assert "Entries and exits per camera" in titles
     assert "Occupancy through the day (entries - exits)" in titles
+    assert "No count of this period was reviewed" in reviewed_html
+
+
+def test_report_shows_raw_and_reviewed_counts(db, seeded, tmp_path):
+    store, door, side = seeded
+    db.review_event("uid-1", "wrong", "rita")  # a Door entry
+    db.review_event("uid-2", "double", "rita")  # a Door entry
+    when = datetime.combine(DAY, datetime.min.time(), PARIS) + timedelta(hours=12)
+    db.add_missed(door.id, "door", "exit", when, "rita")
+    period = ReportPeriod.day(DAY)
+    files = write_store_report(db, store.id, period, tmp_path)
+    expected = reviewed_counts(db, "Europe/Paris", EventFilter(store.id, None, *_bounds(period)))
+    table = read_csv(files.reviewed_csv)
+    assert table["raw"].tolist() == expected["raw"].tolist()
+    assert table["reviewed"].tolist() == expected["reviewed"].tolist()
+    door_rows = table[table["camera_name"] == "Door"].set_index("direction")
+    assert door_rows.loc["entry", "raw"] - door_rows.loc["entry", "reviewed"] == 2
+    assert door_rows.loc["exit", "reviewed"] - door_rows.loc["exit", "raw"] == 1
+    assert "'=HYPERLINK(1)" in table["camera_name"].tolist()
+    [_, reviewed_html] = _div_texts(_document(files.html.read_text()))
+    assert "<td>Door</td><td>door</td><td>entry</td>" in reviewed_html
+    assert "<td>=HYPERLINK(1)</td>" in reviewed_html
 
 
 def _div_texts(doc: dict) -> list[str]:

@@ -4,7 +4,9 @@ written to a folder, optionally mailed; on demand (``zvpanel report``) or on a s
 The charts are the analytics page's own (:class:`~zvpanel.ui.analytics.AnalyticsView`,
 so a report shows what the page shows for the same dates, downtime shading included),
 saved as a standalone page that opens offline (:func:`zvpanel.report.save_standalone`).
-The CSV files go through :func:`~zvpanel.display.csv_frame` like the page's downloads.
+The CSV files (counts per hour or day, per camera, and raw next to reviewed counts from
+the review page's verdicts) go through :func:`~zvpanel.display.csv_frame` like the page's
+downloads.
 
 Schedule
     :class:`ReportJob` runs in each dashboard process when ``ZVPANEL_REPORTS_DIR`` is set.
@@ -29,11 +31,13 @@ from pathlib import Path
 from typing import Literal
 
 import holoviews as hv
+import pandas as pd
 
 from .config import Settings, load_settings
 from .display import csv_frame, html_text
 from .report import save_standalone
-from .storage import Database, Store
+from .storage import Database, EventFilter, Store
+from .storage.review_counts import reviewed_counts
 
 __all__ = [
     "ReportPeriod",
@@ -98,13 +102,14 @@ class ReportFiles:
     html: Path
     counts_csv: Path
     cameras_csv: Path
+    reviewed_csv: Path
     entries: int
     exits: int
     peak_occupancy: int
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (self.html, self.counts_csv, self.cameras_csv)
+        return (self.html, self.counts_csv, self.cameras_csv, self.reviewed_csv)
 
 
 class _Dashboard:
@@ -146,6 +151,34 @@ def _summary(store: Store, period: ReportPeriod, entries: int, exits: int, view)
     )
 
 
+def _reviewed(db: Database, store: Store, period: ReportPeriod, cameras: pd.DataFrame):
+    """Raw and reviewed counts per day, camera, line and direction (see the review page),
+    with each camera's name."""
+    start = datetime.combine(period.first, time.min, store.tz)
+    where = EventFilter(store_id=store.id, start=start, end=period.end(store))
+    table = reviewed_counts(db, store.timezone, where)
+    names = {c.id: c.name for c in db.list_cameras(store.id, include_deleted=True)}
+    table.insert(2, "camera_name", [names.get(c, "?") for c in table["camera_id"]])
+    return table
+
+
+def _reviewed_html(table: pd.DataFrame) -> str:
+    """Raw next to reviewed counts per camera, line and direction over the period."""
+    if not (table[["wrong", "double", "missed"]].to_numpy().sum() if len(table) else 0):
+        return "<h2>Reviewed counts</h2><p>No count of this period was reviewed.</p>"
+    keys = ["camera_name", "line_id", "direction"]
+    totals = table.groupby(keys, sort=True)[["raw", "reviewed"]].sum().reset_index()
+    rows = "".join(
+        f"<tr><td>{html_text(r.camera_name)}</td><td>{html_text(r.line_id)}</td>"
+        f"<td>{r.direction}</td><td>{r.raw}</td><td>{r.reviewed}</td></tr>"
+        for r in totals.itertuples()
+    )
+    return (
+        "<h2>Reviewed counts</h2><table><tr><th>camera</th><th>line</th><th>direction</th>"
+        f"<th>raw</th><th>reviewed</th></tr>{rows}</table>"
+    )
+
+
 def write_store_report(
     db: Database,
     store_id: int,
@@ -162,16 +195,20 @@ def write_store_report(
     counts, cameras = view.binned(), view.data.cameras
     entries, exits = int(counts["entries"].sum()), int(counts["exits"].sum())
     out = Path(folder) / f"store{store.id}"
+    reviewed = _reviewed(db, store, period, cameras)
     models = [Div(text=_summary(store, period, entries, exits, view))]
     for chart in (view.timeline, view.occupancy_chart, view.camera_chart):
         models.append(hv.render(chart.object, backend="bokeh"))
+    models.append(Div(text=_reviewed_html(reviewed)))
     html = save_standalone(models, out / f"{period.name}.html", period.title(store))
     counts_csv = out / f"{period.name}-counts.csv"
     counts_csv.write_text(csv_frame(counts).to_csv(index_label="timestamp"))
     cameras_csv = out / f"{period.name}-cameras.csv"
     cameras_csv.write_text(csv_frame(cameras).to_csv(index=False))
+    reviewed_csv = out / f"{period.name}-reviewed.csv"
+    reviewed_csv.write_text(csv_frame(reviewed).to_csv(index=False))
     peak = int(view.data.occupancy["occupancy"].max()) if len(view.data.occupancy) else 0
-    return ReportFiles(html, counts_csv, cameras_csv, entries, exits, peak)
+    return ReportFiles(html, counts_csv, cameras_csv, reviewed_csv, entries, exits, peak)
 
 
 def mail_report(settings: Settings, store: Store, period: ReportPeriod, files: ReportFiles) -> None:
