@@ -56,6 +56,14 @@ def _quarter(camera, when: datetime, seconds: float, run: str = "run-a"):
     return CoverageRow(camera.store_id, camera.id, utc_text(when), run, seconds)
 
 
+def _heat(camera, when: datetime, run: str, cells: dict[tuple[int, int], int]) -> HeatRow:
+    """A run's heat grid of one hour; ``cells``: (column, row) -> visits."""
+    grid = np.zeros((HEAT_ROWS, HEAT_COLUMNS), dtype=np.int64)
+    for (x, y), visits in cells.items():
+        grid[y, x] = visits
+    return HeatRow.of(camera.id, utc_text(when), run, grid)
+
+
 # --------------------------------------------------------------------------- storage
 def test_coverage_per_hour_and_day_counts_online_time_of_the_elapsed_bins(db, cameras):
     store, door, back = cameras
@@ -143,19 +151,22 @@ def test_coverage_in_a_half_hour_zone_bins_local_hours(db, cameras):
 
 def test_heat_grid_adds_up_hours_and_runs_and_keeps_the_larger_total(db, cameras):
     _, door, back = cameras
-    hour = utc_text(T0)
     db.record_activity(
         heat=[
-            HeatRow(door.id, hour, "run-a", 3, 17, 5),
-            HeatRow(door.id, utc_text(T0 + timedelta(hours=1)), "run-a", 3, 17, 2),
-            HeatRow(door.id, hour, "run-b", 31, 0, 1),
-            HeatRow(back.id, hour, "run-a", 0, 0, 9),
+            _heat(door, T0, "run-a", {(3, 17): 5, (4, 17): 1}),
+            _heat(door, T0 + timedelta(hours=1), "run-a", {(3, 17): 2}),
+            _heat(door, T0, "run-b", {(31, 0): 1}),
+            _heat(back, T0, "run-a", {(0, 0): 9}),
         ]
     )
-    db.record_activity(heat=[HeatRow(door.id, hour, "run-a", 3, 17, 4)])  # late and smaller
+    # Late and smaller (an older grid of the same run, sent again): the newer one stays.
+    db.record_activity(heat=[_heat(door, T0, "run-a", {(3, 17): 4})])
     grid = heat_grid(db, door.id, T0, T0 + timedelta(hours=2))
     assert grid.shape == (HEAT_ROWS, HEAT_COLUMNS)
-    assert grid[17, 3] == 7 and grid[0, 31] == 1 and grid.sum() == 8
+    assert grid[17, 3] == 7 and grid[17, 4] == 1 and grid[0, 31] == 1 and grid.sum() == 9
+    # The newer, larger grid of a run replaces its older one.
+    db.record_activity(heat=[_heat(door, T0, "run-a", {(3, 17): 6, (4, 17): 1})])
+    assert heat_grid(db, door.id, T0, T0 + timedelta(hours=1))[17, 3] == 6
     assert heat_grid(db, door.id, T0 + timedelta(hours=1), T0 + timedelta(hours=2)).sum() == 2
 
 
@@ -248,9 +259,10 @@ def test_node_outbox_forwards_activity_once_after_an_outage(tmp_path, db, camera
 
 
 # --------------------------------------------------------------------------- real footage
-#: Cells (rows, columns of the heat grid) of vtest.avi: the buildings along the top and
-#: the lawn at the bottom left, where nobody walks, and the band of the paved walkway.
-BUILDINGS = (slice(0, 3), slice(0, 24))
+#: Cells (rows, columns of the heat grid) of vtest.avi: the building front at the top
+#: (x 312-576, y 0-96) and the lawn at the bottom left, where nobody walks, and the band of
+#: the paved walkway.
+BUILDINGS = (slice(0, 3), slice(13, 24))
 LAWN = (slice(13, 18), slice(0, 16))
 WALKWAY_ROWS = slice(5, 12)
 
@@ -319,10 +331,7 @@ def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
             _change(camera, first + timedelta(hours=1, minutes=30), "offline", "camera unplugged"),
         ],
         coverage=[_quarter(camera, t, 900) for t in quarters[:6]],
-        heat=[
-            HeatRow(camera.id, utc_text(first), "run-a", 10, 12, 4),
-            HeatRow(camera.id, utc_text(first), "run-a", 11, 12, 2),
-        ],
+        heat=[_heat(camera, first, "run-a", {(10, 12): 4, (11, 12): 2})],
     )
     app.db.insert_events(
         [

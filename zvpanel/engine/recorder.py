@@ -201,7 +201,7 @@ class ActivityRecorder:
             self.sink.record_activity(
                 [self._change_row(*c) for c in changes],
                 [self._coverage_row(k, v) for k, v in online.items()],
-                [row for k, grid in heat.items() for row in self._heat_rows(k, grid)],
+                [self._heat_row(key, grid) for key, grid in heat.items()],
             )
         except Exception as error:  # the database may be down: keep it all for the next flush
             with self._lock:
@@ -253,13 +253,9 @@ class ActivityRecorder:
         camera_id, quarter = key
         return CoverageRow(self._store(camera_id), camera_id, utc_text(quarter), self.run, seconds)
 
-    def _heat_rows(self, key: tuple[int, int], grid: np.ndarray) -> list[HeatRow]:
+    def _heat_row(self, key: tuple[int, int], grid: np.ndarray) -> HeatRow:
         camera_id, hour = key
-        ys, xs = np.nonzero(grid)
-        return [
-            HeatRow(camera_id, utc_text(float(hour)), self.run, int(x), int(y), int(grid[y, x]))
-            for y, x in zip(ys.tolist(), xs.tolist(), strict=True)
-        ]
+        return HeatRow.of(camera_id, utc_text(float(hour)), self.run, grid)
 
 
 class RecordingHub:

@@ -4,17 +4,26 @@ Written by :class:`~zvpanel.engine.recorder.ActivityRecorder` (directly, or thro
 node's outbox and forwarder) and read by :mod:`zvpanel.storage.coverage`.
 
 Every write here may be repeated safely: a status change carries a ``uid`` (kept once),
-and online seconds and heat visits are the running totals of one ``run`` (a process),
+and online seconds and heat grids are the running totals of one ``run`` (a process),
 stored as the larger of what is there and what comes, so a batch sent again, or late,
 never counts twice nor takes anything back.
+
+A heat grid is one row per camera, hour and run: its counts packed as text
+(:func:`encode_grid`, a few hundred bytes), not a row per cell, so a year of hours of a
+camera is 8,760 small rows.
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
+
+from ..errors import InvalidValueError
 from .values import utc_text
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "CoverageRow",
     "HeatRow",
     "StatusChangeRow",
+    "encode_grid",
+    "decode_grid",
     "QUARTER_SECONDS",
     "HEAT_COLUMNS",
     "HEAT_ROWS",
@@ -58,9 +69,30 @@ class HeatRow(NamedTuple):
     camera_id: int
     hour_utc: str  # the UTC hour's start, stored UTC text
     run: str
-    cell_x: int
-    cell_y: int
-    visits: int  # the run's total in that hour so far
+    grid_w: int
+    grid_h: int
+    visits: int  # the run's total in that hour so far (the sum of the cells)
+    cells: str  # encode_grid() of the run's (grid_h, grid_w) counts so far
+
+    @classmethod
+    def of(cls, camera_id: int, hour_utc: str, run: str, grid: np.ndarray) -> HeatRow:
+        grid_h, grid_w = grid.shape
+        return cls(camera_id, hour_utc, run, grid_w, grid_h, int(grid.sum()), encode_grid(grid))
+
+
+def encode_grid(grid: np.ndarray) -> str:
+    """Counts (rows x columns, at most 2**32 - 1 each) as compact text: zlib, base64."""
+    return base64.b64encode(zlib.compress(grid.astype("<u4").tobytes())).decode("ascii")
+
+
+def decode_grid(text: str, grid_w: int, grid_h: int) -> np.ndarray:
+    try:
+        raw = zlib.decompress(base64.b64decode(text))
+        return np.frombuffer(raw, dtype="<u4").reshape(grid_h, grid_w).astype(np.int64)
+    except (ValueError, zlib.error) as error:
+        raise InvalidValueError(
+            f"heat grid cells {text[:20]!r}... are not a grid: {error}"
+        ) from None
 
 
 def _larger(table: str, column: str) -> str:
@@ -101,10 +133,13 @@ class ActivityMethods:
                     coverage,
                 )
             if heat:
+                # A run's newer grid holds its older one: the one with more visits wins.
                 conn.executemany(
-                    "INSERT INTO heat_cells (camera_id, hour_utc, run, cell_x, cell_y, visits) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (camera_id, hour_utc, run, cell_x, "
-                    "cell_y) DO UPDATE SET " + _larger("heat_cells", "visits"),
+                    "INSERT INTO heat_grids (camera_id, hour_utc, run, grid_w, grid_h, visits, "
+                    "cells) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (camera_id, hour_utc, run) "
+                    "DO UPDATE SET grid_w = excluded.grid_w, grid_h = excluded.grid_h, "
+                    "visits = excluded.visits, cells = excluded.cells "
+                    "WHERE excluded.visits > heat_grids.visits",
                     heat,
                 )
 

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .activity import HEAT_COLUMNS, HEAT_ROWS, QUARTER_SECONDS
+from .activity import HEAT_COLUMNS, HEAT_ROWS, QUARTER_SECONDS, decode_grid
 from .database import Database, InvalidValueError, Store, utc_text, validate_timezone
 from .queries import EventFilter, _bin_index
 
@@ -227,15 +227,15 @@ def store_gaps(
 
 def heat_grid(db: Database, camera_id: int, start: datetime, end: datetime) -> np.ndarray:
     """Visits per cell of the camera's heat grid over the hours starting in [start, end):
-    shape (:data:`HEAT_ROWS`, :data:`HEAT_COLUMNS`), row 0 at the top of the frame."""
+    shape (:data:`HEAT_ROWS`, :data:`HEAT_COLUMNS`), row 0 at the top of the frame. Grids
+    of another size (written by another zvpanel version) are left out."""
     with db.reader() as conn:
         rows = conn.all(
-            "SELECT cell_x, cell_y, sum(visits) AS visits FROM heat_cells WHERE camera_id = ? "
-            "AND hour_utc >= ? AND hour_utc < ? GROUP BY cell_x, cell_y",
-            (int(camera_id), utc_text(start), utc_text(end)),
+            "SELECT grid_w, grid_h, cells FROM heat_grids WHERE camera_id = ? AND hour_utc >= ? "
+            "AND hour_utc < ? AND grid_w = ? AND grid_h = ?",
+            (int(camera_id), utc_text(start), utc_text(end), HEAT_COLUMNS, HEAT_ROWS),
         )
     grid = np.zeros((HEAT_ROWS, HEAT_COLUMNS), dtype=np.int64)
     for r in rows:
-        if r["cell_y"] < HEAT_ROWS and r["cell_x"] < HEAT_COLUMNS:
-            grid[r["cell_y"], r["cell_x"]] = int(r["visits"])
+        grid += decode_grid(r["cells"], r["grid_w"], r["grid_h"])
     return grid

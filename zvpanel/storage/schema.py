@@ -312,8 +312,9 @@ _V7 = (
 # so writing it again is harmless and two processes never overwrite each other. A camera
 # is covered only for time credited here; a process that dies stops being credited.
 # A store deleted (it has no events) takes its cameras' records with it.
-# ``heat_cells``: tracked people's anchor points entering each cell of a camera's coarse
-# grid (``cell_x``, ``cell_y``: column and row of the frame's grid) per UTC hour, per run.
+# ``heat_grids``: per camera, UTC hour and run, how often tracked people's anchor points
+# entered each cell of a ``grid_w`` x ``grid_h`` grid over the frame: one row an hour,
+# ``cells`` the counts packed (zvpanel.storage.activity.encode_grid), ``visits`` their sum.
 _V8 = (
     """
     CREATE TABLE camera_status_changes (
@@ -340,14 +341,15 @@ _V8 = (
     """,
     "CREATE INDEX camera_coverage_store_quarter ON camera_coverage (store_id, quarter_utc)",
     """
-    CREATE TABLE heat_cells (
+    CREATE TABLE heat_grids (
         camera_id INTEGER NOT NULL REFERENCES cameras (id) ON DELETE CASCADE,
         hour_utc  TEXT NOT NULL,
         run       TEXT NOT NULL,
-        cell_x    INTEGER NOT NULL CHECK (cell_x >= 0),
-        cell_y    INTEGER NOT NULL CHECK (cell_y >= 0),
-        visits    INTEGER NOT NULL CHECK (visits > 0),
-        PRIMARY KEY (camera_id, hour_utc, run, cell_x, cell_y)
+        grid_w    INTEGER NOT NULL CHECK (grid_w > 0),
+        grid_h    INTEGER NOT NULL CHECK (grid_h > 0),
+        visits    INTEGER NOT NULL CHECK (visits >= 0),
+        cells     TEXT NOT NULL,
+        PRIMARY KEY (camera_id, hour_utc, run)
     )
     """,
 )
