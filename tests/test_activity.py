@@ -393,3 +393,32 @@ def test_overview_flags_stores_with_gaps_today(app):
     flag = table.loc["Station", "gaps today"]
     assert 'data-gap-hours="1"' in flag and "Gate &lt;b&gt;" in flag
     assert table.loc["Demo store", "gaps today"].endswith(">-</span>")  # never recorded
+
+
+# --------------------------------------------------------------------------- fleet
+@pytest.mark.model
+def test_a_node_records_its_cameras_activity_in_the_central_database(
+    postgres, tmp_path: Path, model_path, video_path
+):
+    """A real ``zvpanel node`` process on real PostgreSQL: what its camera did reaches the
+    central database through the outbox (its last records when it stops)."""
+    from test_fleet import Fleet, _cli, wait_for
+
+    fleet = Fleet(postgres.new_database(), tmp_path, model_path, video_path)
+    try:
+        camera = fleet.camera("Door")
+        _cli(fleet, "camera", "assign", str(camera), "--node", "n1")
+        started = datetime.now(UTC)
+        fleet.start_node("n1")
+        wait_for("n1's events", lambda: fleet.central_uids("n1", camera))
+        fleet.stop_node("n1")
+        changes = fleet.db.status_changes(camera)
+        assert {c.node for c in changes} == {"n1"}
+        assert "online" in [c.state for c in changes] and changes[-1].state == "stopped"
+        window = EventFilter(fleet.store.id, camera, started, datetime.now(UTC))
+        share = camera_coverage(fleet.db, "h", "UTC", window)[camera]
+        assert np.nansum(share.to_numpy()) > 0
+        hour = started.replace(minute=0, second=0, microsecond=0)
+        assert heat_grid(fleet.db, camera, hour, hour + timedelta(hours=2)).sum() > 0
+    finally:
+        fleet.close()
