@@ -36,6 +36,8 @@ __all__ = [
     "Recommendation",
     "model_input_size",
     "run_sweep",
+    "track_frames",
+    "count_events",
     "recommend",
     "TARGET_ERROR",
 ]
@@ -226,7 +228,7 @@ class DetectionCache:
         return min(detection_fps, self.fps)
 
 
-def _track(
+def track_frames(
     frames: list[tuple[int, Detections]],
     tracker: str,
     track_buffer: int,
@@ -245,9 +247,10 @@ def _track(
     return tracked, ms
 
 
-def _count(
+def count_events(
     tracked: Iterable[tuple[int, Detections]], calibration: Calibration
 ) -> list[CrossingEvent]:
+    """The crossing events of ``tracked`` frames (``track_frames``) over the calibration's lines."""
     counter = MultiLineCounter(calibration)
     events: list[CrossingEvent] = []
     for index, dets in tracked:
@@ -287,7 +290,7 @@ def run_sweep(
                 progress(
                     f"conf {confidence} imgsz {imgsz} {fps:g}/s {tracker} buffer {track_buffer}"
                 )
-            tracked, track_ms = _track(detected, tracker, track_buffer, fps, cache.fps)
+            tracked, track_ms = track_frames(detected, tracker, track_buffer, fps, cache.fps)
             for min_distance, min_frames in itertools.product(grid.min_distance, grid.min_frames):
                 variant = parse_calibration(
                     {
@@ -300,7 +303,7 @@ def run_sweep(
                 report = evaluate(
                     variant,
                     gt,
-                    _count(tracked, variant),
+                    count_events(tracked, variant),
                     frames=frames,
                     window_frames=window,
                     true=true,
