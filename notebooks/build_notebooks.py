@@ -57,6 +57,7 @@ ROI = None  # or (x1, y1, x2, y2)
         """\
 import holoviews as hv
 import pandas as pd
+import panel as pn
 
 from zvpanel import plots
 from zvpanel.calibration import parse_calibration
@@ -64,8 +65,10 @@ from zvpanel.evaluation import read_mot_gt
 from zvpanel.sources import iter_frames
 from zvpanel.tracks import tracks_from_ground_truth
 from zvpanel.tuning import DetectionCache, SweepGrid, recommend, run_sweep
+from zvpanel.ui.tuning_view import TuningView
 
 hv.extension("bokeh")
+pn.extension("tabulator")
 pd.set_option("display.width", 200)
 """
     ),
@@ -119,6 +122,28 @@ hv.Layout(
 hv.Layout(
     [plots.setting_effect(results, setting, "f1") for setting in ("detection_fps", "tracker", "min_distance")]
 ).cols(3)
+"""
+    ),
+    new_markdown_cell(
+        "## Tuning one line by hand\n\n"
+        "Drag the line on the frame (or draw a new one) and move the sliders: the counts "
+        "against the ground truth are recounted from the detections cached above, without "
+        "running the model again."
+    ),
+    new_code_cell(
+        """\
+first_line = calibration.lines[0]
+tuner = TuningView(
+    cache,
+    gt,
+    first.image,
+    imgsz=grid.imgsz[-1],
+    line=(first_line.x1, first_line.y1, first_line.x2, first_line.y2),
+    confidence=max(0.25, cache.base_confidence),
+    detection_fps=min(5.0, cache.fps),
+)
+print(tuner.summary())
+tuner
 """
     ),
     new_markdown_cell("## Recommended settings for this scene"),
