@@ -1,7 +1,7 @@
 """Store overview build time on a year of events for 50 stores.
 
     flock /work/notes/bench.lock .venv/bin/python benchmarks/overview.py \
-        [--stores 50] [--days 365] [--retention-days 90] [--postgres] [--keep DB]
+        [--stores 50] [--days 365] [--retention-days 90] [--postgres] [--keep DB [--reuse]]
 
 Seeds a real database (a SQLite file, or with ``--postgres`` a PostgreSQL server started
 like the tests start theirs) with ``--days`` of synthetic traffic ending now, for
@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' PostgreSQL starter, reused as it is
 
+from zvpanel.config import load_settings  # noqa: E402
 from zvpanel.engine import ResultHub  # noqa: E402
 from zvpanel.storage import Database, utc_text  # noqa: E402
 from zvpanel.storage.overview import last_event_times, store_days, weekly_heat  # noqa: E402
@@ -181,12 +182,18 @@ def measure(name: str, action: Callable[[], object], repeats: int) -> None:
 def overview_view(db: Database):
     from zvpanel.ui.overview import OverviewView  # imported before timing (Panel's start-up)
 
-    app = SimpleNamespace(db=db, hub=ResultHub())
+    app = SimpleNamespace(db=db, hub=ResultHub(), settings=load_settings())
     return OverviewView(app, None)
 
 
 def run(target: str | Path, args: argparse.Namespace) -> None:
     now = datetime.now(timezone.utc)
+    if not args.reuse:
+        populate(target, args, now)
+    measure_all(target, args, now)
+
+
+def populate(target: str | Path, args: argparse.Namespace, now: datetime) -> None:
     with Database(target) as db:
         stores = create_stores(db, args.stores)
         raw_days = args.retention_days or None
@@ -200,12 +207,15 @@ def run(target: str | Path, args: argparse.Namespace) -> None:
             f"{written['hourly']:,} hourly totals, in {seconds:.0f} s; retention then "
             f"rolled up {rolled:,} more"
         )
-        cameras = [c.id for c in db.list_cameras()]
+
+
+def measure_all(target: str | Path, args: argparse.Namespace, now: datetime) -> None:
     import zvpanel.ui.overview  # noqa: F401  (Panel and HoloViews load once per process)
 
     # A fresh Database object for the measurements: nothing cached by the seeding one.
     with Database(target) as db:
         stores = db.list_stores()
+        cameras = [c.id for c in db.list_cameras()]
         print(f"overview of {len(stores)} stores ({db.dialect}, {db.location}):")
         measure("stores table (store_days)", lambda: store_days(db, stores, now), args.repeats)
         measure("cameras' last events", lambda: last_event_times(db, cameras), args.repeats)
@@ -215,7 +225,8 @@ def run(target: str | Path, args: argparse.Namespace) -> None:
 
 def sqlite_target(args: argparse.Namespace, stack: ExitStack) -> Path:
     if args.keep:
-        Path(args.keep).unlink(missing_ok=True)
+        if not args.reuse:
+            Path(args.keep).unlink(missing_ok=True)
         return Path(args.keep)
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="zv-overview-"))
     return Path(folder) / "overview.db"
@@ -238,7 +249,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="warm builds measured")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--keep", help="SQLite file to write and keep (default: a temp file)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the --keep file as it is (no seeding)"
+    )
     args = parser.parse_args()
+    if args.reuse and not args.keep:
+        parser.error("--reuse needs --keep FILE (a database seeded by an earlier run)")
     with ExitStack() as stack:
         target = postgres_target(stack) if args.postgres else sqlite_target(args, stack)
         run(target, args)

@@ -264,3 +264,22 @@ def test_no_stores_and_no_login(app, admin):
 def test_sparkline_of_nothing_is_flat():
     assert 'points="0.0,23.0"' in sparkline_svg([0])
     assert sparkline_svg([]).count("<polyline") == 1
+
+
+def test_camera_health_refreshes_without_counting_again(app, admin, monkeypatch):
+    from zvpanel.ui import overview as overview_ui
+
+    (camera,) = app.db.list_cameras()
+    app.hub.set_status(CameraStatus(camera.id, "online", None, 5.0, 5.0))
+    view = OverviewView(app, admin, clock=lambda: NOW)
+    stores_before, cameras_before = view.table.value, view.camera_table.value
+    assert list(stores_before["cameras"]) == ["1/1 online"]
+    counted = []
+    monkeypatch.setattr(overview_ui, "store_days", lambda *args: counted.append(args))
+    view.refresh_health()
+    assert view.table.value is stores_before and view.camera_table.value is cameras_before
+    app.hub.set_status(CameraStatus(camera.id, "reconnecting", "stream <lost>", 5.0, 0.0))
+    view.refresh_health()
+    assert list(view.table.value["cameras"]) == ["0/1 online"] and counted == []
+    assert view.camera_table.value.loc[0, "state"] == "reconnecting"
+    assert view.camera_table.value.loc[0, "reason"] == "stream &lt;lost&gt;"

@@ -33,12 +33,14 @@ from ..web.auth import Claims
 from .layout import page, periodic
 from .session import session_claims
 
-__all__ = ["OverviewView", "overview_page", "sparkline_svg", "REFRESH_MS"]
+__all__ = ["OverviewView", "overview_page", "sparkline_svg", "REFRESH_MS", "HEALTH_REFRESH_MS"]
 
 hv.extension("bokeh", logo=False)
 
-#: How often the tables are counted again (milliseconds).
-REFRESH_MS = 10_000
+#: How often the stores are counted again (milliseconds).
+REFRESH_MS = 30_000
+#: How often the cameras' health is read again (the hub's statuses are in memory).
+HEALTH_REFRESH_MS = 2_000
 #: Rows of a table page (50 stores are two pages, sorted as a whole).
 PAGE_ROWS = 25
 HEAT_HEIGHT = 320
@@ -144,18 +146,31 @@ class OverviewView(pn.viewable.Viewer):
         )
         self.store_select.param.watch(lambda e: self.draw_heat(), "value")
         self.table.param.watch(self._row_selected, "selection")
+        self.days: list[StoreDay] = []
+        self.gaps: dict[int, StoreGaps] = {}
         self.refresh()
         self.draw_heat()
         periodic(self.refresh, REFRESH_MS)
+        periodic(self.refresh_health, HEALTH_REFRESH_MS)
 
     # ------------------------------------------------------------------ tables
     def refresh(self) -> None:
         """Count every store again and read the cameras' health (the periodic callback)."""
         now = self.clock()
         flush = self.app.settings.activity_flush_seconds
-        gaps = store_gaps(self.app.db, self.stores, now=now, flush_seconds=flush)
-        self.table.value = self.stores_frame(store_days(self.app.db, self.stores, now), gaps)
-        self.camera_table.value = self.cameras_frame()
+        self.gaps = store_gaps(self.app.db, self.stores, now=now, flush_seconds=flush)
+        self.days = store_days(self.app.db, self.stores, now)
+        self.refresh_health()
+
+    def refresh_health(self) -> None:
+        """Show the cameras' newest health beside the last counts; a table whose content
+        did not change is not sent to the browser again."""
+        for table, frame in (
+            (self.table, self.stores_frame(self.days, self.gaps)),
+            (self.camera_table, self.cameras_frame()),
+        ):
+            if table.value is None or not frame.equals(table.value):
+                table.value = frame
 
     def _status(self, camera_id: int) -> CameraStatus | None:
         return self.app.hub.status(camera_id) if self.app.hub is not None else None
