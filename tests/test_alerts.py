@@ -17,8 +17,8 @@ from zvpanel.alerts import (
     AlertJob,
     Webhook,
     WebhookSender,
+    limits_occupancy,
     next_state,
-    store_occupancy,
 )
 from zvpanel.errors import InvalidValueError, NotFoundError
 from zvpanel.storage import Database, EventRow, utc_text
@@ -133,7 +133,8 @@ def test_store_occupancy_counts_today_only(db, store):
     store, camera = store
     add_people(db, camera, 9, 0, datetime.now(timezone.utc) - timedelta(days=2))
     add_people(db, camera, 7, 2)
-    assert store_occupancy(db, store.id) == 5
+    limits = [db.set_occupancy_limit(store.id, 10)]
+    assert limits_occupancy(db, limits) == [5]
 
 
 class Receiver:

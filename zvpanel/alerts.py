@@ -23,22 +23,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from .storage import Database, EventFilter, occupancy
+from .storage import Database
 from .storage.alerts import AlertTransition, OccupancyLimit, webhook_label
+from .storage.overview import occupancy_now
 
 __all__ = [
     "AlertJob",
     "WebhookSender",
     "Webhook",
     "next_state",
-    "store_occupancy",
+    "limits_occupancy",
     "webhook_payload",
     "ALERT_INTERVAL_SECONDS",
     "WEBHOOK_ATTEMPTS",
@@ -73,17 +72,6 @@ def next_state(exceeded: bool, people: int, limit: OccupancyLimit) -> bool:
     if exceeded:
         return people > limit.clear_at
     return people > limit.max_people
-
-
-def store_occupancy(db: Database, store_id: int, now: datetime | None = None) -> int:
-    """People inside the store now: today's entries minus exits (the analytics page's
-    occupancy curve at its newest point), from the store's local midnight."""
-    tz = db.get_store(store_id).timezone
-    now = now or datetime.now(timezone.utc)
-    local_day = now.astimezone(ZoneInfo(tz)).date()
-    midnight = datetime.combine(local_day, time.min, tzinfo=ZoneInfo(tz))
-    curve = occupancy(db, tz, EventFilter(store_id=store_id, start=midnight, end=None))
-    return int(curve["occupancy"].iloc[-1]) if len(curve) else 0
 
 
 def webhook_payload(db: Database, transition: AlertTransition, limit: OccupancyLimit) -> dict:
@@ -204,12 +192,10 @@ class AlertJob:
         db: Database,
         sender: WebhookSender,
         interval: float = ALERT_INTERVAL_SECONDS,
-        occupancy_of: Callable[[Database, OccupancyLimit], int | None] | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
         self.interval = interval
-        self.occupancy_of = occupancy_of or limit_occupancy
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zvpanel-alerts", daemon=True)
 
@@ -226,9 +212,9 @@ class AlertJob:
     def run_once(self) -> list[AlertTransition]:
         """Evaluate every limit once; the transitions this process recorded."""
         recorded = []
-        for limit in self.db.occupancy_limits():
-            people = self.occupancy_of(self.db, limit)
-            if people is None or next_state(limit.exceeded, people, limit) == limit.exceeded:
+        limits = self.db.occupancy_limits()
+        for limit, people in zip(limits, limits_occupancy(self.db, limits), strict=True):
+            if next_state(limit.exceeded, people, limit) == limit.exceeded:
                 continue
             transition = self.db.record_alert_transition(limit, not limit.exceeded, people)
             if transition is None:  # another process recorded this crossing
@@ -256,11 +242,18 @@ class AlertJob:
             self._stop.wait(self.interval)
 
 
-def limit_occupancy(db: Database, limit: OccupancyLimit) -> int | None:
-    """The occupancy a limit watches: the store's today, or the zone's now (its stored
-    enter and leave events, which every engine writes, like crossings)."""
-    if limit.is_zone:
-        # A little past now: a node's clock may run slightly ahead of this one.
-        until = datetime.now(timezone.utc) + timedelta(seconds=CLOCK_SLACK_SECONDS)
-        return db.zone_occupancy_before(limit.camera_id, limit.zone_id, until)
-    return store_occupancy(db, limit.store_id)
+def limits_occupancy(
+    db: Database, limits: list[OccupancyLimit], now: datetime | None = None
+) -> list[int]:
+    """The occupancy each limit watches at ``now``: its store's today (entries minus exits
+    since local midnight, one query for all stores: the overview's ``occupancy_now``), or
+    its zone's people inside (the zone's stored enter and leave events)."""
+    now = now or datetime.now(timezone.utc)
+    store_ids = sorted({x.store_id for x in limits if not x.is_zone})
+    inside = occupancy_now(db, [db.get_store(i) for i in store_ids], now)
+    # A little past now for zones: a node's clock may run slightly ahead of this one.
+    until = now + timedelta(seconds=CLOCK_SLACK_SECONDS)
+    return [
+        db.zone_occupancy_before(x.camera_id, x.zone_id, until) if x.is_zone else inside[x.store_id]
+        for x in limits
+    ]
