@@ -329,3 +329,33 @@ def test_report_renders_in_a_browser_without_network(db, seeded, tmp_path, launc
     assert heading == "Main <street>: daily report for Friday 2026-11-27"
     assert figures == 3 and canvases >= figures  # timeline, occupancy, per camera
     assert errors == [] and remote == []
+
+
+def test_a_dashboard_process_writes_the_due_reports(tmp_path, monkeypatch):
+    """App.start_reports with ZVPANEL_REPORTS_DIR: the job writes yesterday's and last
+    week's reports of the store at once, and App.stop ends it."""
+    import time
+
+    from zvpanel.app import App
+    from zvpanel.store_report import due_periods
+
+    for name in ("ZVPANEL_DB_PATH", "ZVPANEL_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(
+        db_path=tmp_path / "zvpanel.db", reports_dir=tmp_path / "reports", dev_mode=True
+    )
+    app = App(settings)
+    try:
+        app.start_database()
+        app.start_bootstrap()
+        [store] = app.db.list_stores()
+        app.start_reports()
+        periods = due_periods(store, datetime.now(timezone.utc))
+        expected = [tmp_path / "reports" / f"store{store.id}" / f"{p.name}.html" for p in periods]
+        deadline = time.monotonic() + 120
+        while not all(path.exists() for path in expected):
+            assert time.monotonic() < deadline, list((tmp_path / "reports").rglob("*"))
+            time.sleep(0.2)
+    finally:
+        app.stop()
+    assert app.reports is None
