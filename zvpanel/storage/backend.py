@@ -124,6 +124,8 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# Cached: chart queries bin quarter hours, the same few thousand values for every camera.
+@lru_cache(maxsize=16384)
 def _sqlite_hour_bin(ts_utc: str, tz: str) -> str:
     """The UTC start of the local hour (of zone ``tz``) holding ``ts_utc``.
 
@@ -138,6 +140,7 @@ def _sqlite_hour_bin(ts_utc: str, tz: str) -> str:
     return (when - into_hour).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@lru_cache(maxsize=16384)
 def _sqlite_local_day(ts_utc: str, tz: str) -> str:
     when = datetime.strptime(ts_utc, _UTC_FORMAT).replace(tzinfo=timezone.utc)
     return when.astimezone(_zone(tz)).date().isoformat()

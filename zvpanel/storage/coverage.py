@@ -22,12 +22,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from .activity import HEAT_COLUMNS, HEAT_ROWS, QUARTER_SECONDS, decode_grid
-from .database import Database, InvalidValueError, Store, utc_text, validate_timezone
+from .database import (
+    Database,
+    InvalidValueError,
+    Store,
+    parse_utc,
+    utc_text,
+    validate_timezone,
+)
 from .queries import EventFilter, _bin_index
 
 __all__ = [
@@ -60,37 +68,59 @@ def _window(
     return start, min(pd.Timestamp(f.end), judged).tz_convert("UTC")
 
 
-def _quarter_bins(start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> pd.DataFrame:
-    """Every quarter hour of [start, end) and its bin key (as SQL gives it)."""
-    quarters = pd.date_range(start, end, freq=_QUARTER, inclusive="left")
-    local = quarters.tz_convert(tz)
-    if freq == "h":  # the UTC start of the local hour, like Backend.hour_bin
-        keys = (quarters - pd.to_timedelta(local.minute, unit="m")).strftime("%Y-%m-%dT%H:%M:%S")
-    else:
-        keys = local.strftime("%Y-%m-%d")
-    return pd.DataFrame({"quarter": quarters, "bin": keys})
+@dataclass(frozen=True)
+class _Quarters:
+    """Every quarter hour of [start, end): its start (epoch seconds) and its bin's number;
+    ``keys`` the bins' keys in order, as SQL gives them (Backend.hour_bin / local_day)."""
+
+    starts: np.ndarray
+    bins: np.ndarray
+    keys: list[str]
+    end: float
+
+    @classmethod
+    def of(cls, start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> _Quarters:
+        quarters = pd.date_range(start, end, freq=_QUARTER, inclusive="left")
+        local = quarters.tz_convert(tz)
+        if freq == "h":  # the UTC start of the local hour
+            keys = (quarters - pd.to_timedelta(local.minute, unit="m")).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
+        else:
+            keys = local.strftime("%Y-%m-%d")
+        bins, unique = pd.factorize(np.asarray(keys))
+        starts = quarters.as_unit("ns").asi8 / 1e9  # epoch seconds, whatever the unit
+        return cls(starts, bins, list(unique), end.timestamp())
+
+    def shares(self, online: dict[str, float], since: float | None) -> np.ndarray:
+        """One camera's share of each bin: online seconds over the seconds after its first
+        record (``since``; None: unknown, NaN) and before the end."""
+        if since is None:
+            return np.full(len(self.keys), np.nan)
+        upper = np.minimum(self.starts + QUARTER_SECONDS, self.end)
+        known = np.clip(upper - np.maximum(self.starts, since), 0, None)
+        length = np.bincount(self.bins, weights=known, minlength=len(self.keys))
+        credited = np.array([online.get(key, 0.0) for key in self.keys])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(length > 0, np.minimum(credited / length, 1.0), np.nan)
 
 
-def _known_seconds(quarters: pd.Series, since: pd.Timestamp | None, end: pd.Timestamp) -> pd.Series:
-    """Seconds of each quarter after the camera's first record and before ``end``."""
-    if since is None:
-        return pd.Series(0.0, index=quarters.index)
-    upper = (quarters + _QUARTER).where(quarters + _QUARTER < end, end)
-    lower = quarters.where(quarters > since, since)
-    return (upper - lower).dt.total_seconds().clip(lower=0)
-
-
-def _expected_cameras(db: Database, f: EventFilter, start: str, end: str) -> list[int]:
-    if f.camera_id is not None:
-        return [int(f.camera_id)]
+def _expected_cameras(
+    db: Database, store_ids: list[int], start: str, end: str
+) -> dict[int, list[int]]:
+    """Per store: its enabled cameras, and any credited with time in [start, end)."""
+    stores = {store_id: set() for store_id in store_ids}
+    marks = ", ".join("?" * len(store_ids))
     with db.reader() as conn:
         rows = conn.all(
-            "SELECT id FROM cameras WHERE store_id = ? AND enabled = 1 AND deleted_at IS NULL "
-            "UNION SELECT DISTINCT camera_id FROM camera_coverage WHERE store_id = ? "
-            "AND quarter_utc >= ? AND quarter_utc < ?",
-            (f.store_id, f.store_id, start, end),
+            f"SELECT id, store_id FROM cameras WHERE store_id IN ({marks}) AND enabled = 1 "
+            "AND deleted_at IS NULL UNION SELECT DISTINCT camera_id, store_id FROM "
+            f"camera_coverage WHERE store_id IN ({marks}) AND quarter_utc >= ? AND quarter_utc < ?",
+            [*store_ids, *store_ids, start, end],
         )
-    return sorted(int(r[0]) for r in rows)
+    for camera_id, store_id in rows:
+        stores[int(store_id)].add(int(camera_id))
+    return {store_id: sorted(cameras) for store_id, cameras in stores.items()}
 
 
 def camera_coverage(
@@ -118,25 +148,37 @@ def camera_coverage(
     if end <= start:
         return pd.DataFrame(index=pd.DatetimeIndex([], tz=tz, name="timestamp"))
     first, last = utc_text(start.to_pydatetime()), utc_text(end.to_pydatetime())
-    cameras = _expected_cameras(db, f, first, last)
-    quarters = _quarter_bins(start, end, freq, tz)
-    online = _online_seconds(db, freq, tz, cameras, first, last)
-    known_from = _first_records(db, cameras)
-    columns = {}
-    for camera_id in cameras:
-        known = _known_seconds(quarters["quarter"], known_from.get(camera_id), end)
-        length = known.groupby(quarters["bin"]).sum().reindex(quarters["bin"].unique())
-        credited = online.get(camera_id, pd.Series(dtype=float)).reindex(length.index).fillna(0)
-        columns[camera_id] = (credited / length.where(length > 0)).clip(upper=1.0).to_numpy()
-    keys = list(quarters["bin"].unique())
-    out = pd.DataFrame(columns, index=_bin_index(keys, freq, tz)).astype(float)
+    if f.camera_id is not None:
+        cameras = [int(f.camera_id)]
+    else:
+        cameras = _expected_cameras(db, [f.store_id], first, last)[f.store_id]
+    return _coverage_frame(
+        _Quarters.of(start, end, freq, tz),
+        cameras,
+        _online_seconds(db, freq, tz, cameras, first, last),
+        _first_records(db, cameras),
+        freq,
+        tz,
+    )
+
+
+def _coverage_frame(
+    quarters: _Quarters,
+    cameras: list[int],
+    online: dict[int, dict[str, float]],
+    firsts: dict[int, float],
+    freq: str,
+    tz: str,
+) -> pd.DataFrame:
+    columns = {c: quarters.shares(online.get(c, {}), firsts.get(c)) for c in cameras}
+    out = pd.DataFrame(columns, index=_bin_index(quarters.keys, freq, tz), dtype=float)
     out.index.name = "timestamp"
     return out
 
 
 def _online_seconds(
     db: Database, freq: str, tz: str, cameras: list[int], first: str, last: str
-) -> dict[int, pd.Series]:
+) -> dict[int, dict[str, float]]:
     """Per camera: online seconds per bin key, summed by the database. Two processes
     credited in the same quarter (a camera moving between nodes) add up to a quarter."""
     if not cameras:
@@ -156,11 +198,11 @@ def _online_seconds(
     out: dict[int, dict[str, float]] = {}
     for r in rows:
         out.setdefault(int(r["camera_id"]), {})[str(r["bin"])] = float(r["online_s"])
-    return {camera_id: pd.Series(bins) for camera_id, bins in out.items()}
+    return out
 
 
-def _first_records(db: Database, cameras: list[int]) -> dict[int, pd.Timestamp]:
-    """Per camera: the time of its first recorded status change."""
+def _first_records(db: Database, cameras: list[int]) -> dict[int, float]:
+    """Per camera: the time (epoch seconds) of its first recorded status change."""
     if not cameras:
         return {}
     marks = ", ".join("?" * len(cameras))
@@ -170,7 +212,7 @@ def _first_records(db: Database, cameras: list[int]) -> dict[int, pd.Timestamp]:
             f"WHERE camera_id IN ({marks}) GROUP BY camera_id",
             cameras,
         )
-    return {int(r["camera_id"]): pd.Timestamp(r["first"]).tz_convert("UTC") for r in rows}
+    return {int(r["camera_id"]): parse_utc(r["first"]).timestamp() for r in rows}
 
 
 def coverage_share(per_camera: pd.DataFrame) -> pd.Series:
@@ -193,6 +235,23 @@ class StoreGaps:
     def has_gaps(self) -> bool:
         return self.gap_hours > 0
 
+    @classmethod
+    def of(cls, store_id: int, cameras: list[int], shares: np.ndarray) -> StoreGaps:
+        """From each camera's shares per hour (rows: ``cameras``; NaN: unknown)."""
+        known = ~np.isnan(shares)
+        gappy = known & (np.nan_to_num(shares, nan=1.0) < COVERED_SHARE)
+        counted = known.sum(axis=0)  # the store's share per hour: mean of known cameras
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(counted > 0, np.nansum(shares, axis=0) / counted, np.nan)
+        return cls(
+            store_id=store_id,
+            coverage=float(np.nanmean(share)) if (counted > 0).any() else float("nan"),
+            gap_hours=int(np.sum(share < COVERED_SHARE)),
+            cameras_with_gaps=tuple(
+                c for c, g in zip(cameras, gappy.any(axis=1), strict=True) if g
+            ),
+        )
+
 
 def store_gaps(
     db: Database,
@@ -209,19 +268,29 @@ def store_gaps(
     :func:`camera_coverage`.
     """
     now = datetime.now(timezone.utc) if now is None else now
-    out = {}
+    by_zone: dict[str, list[Store]] = {}
     for store in db.list_stores() if stores is None else stores:
-        midnight = datetime.combine(now.astimezone(store.tz).date(), time.min, store.tz)
-        where = EventFilter(store.id, None, start or midnight, end or now)
-        cameras = camera_coverage(db, "h", store.timezone, where, now, flush_seconds)
-        share = coverage_share(cameras)
-        gappy = cameras.lt(COVERED_SHARE) & cameras.notna()
-        out[store.id] = StoreGaps(
-            store_id=store.id,
-            coverage=float(share.mean()) if share.notna().any() else float("nan"),
-            gap_hours=int((share < COVERED_SHARE).sum()),
-            cameras_with_gaps=tuple(int(c) for c in cameras.columns[gappy.any(axis=0)]),
+        by_zone.setdefault(store.timezone, []).append(store)
+    out = {}
+    for tz, zone_stores in by_zone.items():  # one local day: a few queries for all its stores
+        midnight = datetime.combine(now.astimezone(ZoneInfo(tz)).date(), time.min, ZoneInfo(tz))
+        first, last = _window(
+            EventFilter(None, None, start or midnight, end or now), now, flush_seconds
         )
+        for store in zone_stores:
+            out[store.id] = StoreGaps.of(store.id, [], np.empty((0, 0)))
+        if last <= first:
+            continue
+        window = utc_text(first.to_pydatetime()), utc_text(last.to_pydatetime())
+        expected = _expected_cameras(db, [s.id for s in zone_stores], *window)
+        cameras = sorted({c for ids in expected.values() for c in ids})
+        online = _online_seconds(db, "h", tz, cameras, *window)
+        firsts = _first_records(db, cameras)
+        quarters = _Quarters.of(first, last, "h", tz)
+        for store in zone_stores:
+            ids = expected[store.id]
+            shares = [quarters.shares(online.get(c, {}), firsts.get(c)) for c in ids]
+            out[store.id] = StoreGaps.of(store.id, ids, np.array(shares).reshape(len(ids), -1))
     return out
 
 
