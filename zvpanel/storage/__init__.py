@@ -10,6 +10,14 @@ retention.
 from __future__ import annotations
 
 from .bootstrap import DEMO_CALIBRATION, BootstrapResult, bootstrap
+from .coverage import (
+    COVERED_SHARE,
+    StoreGaps,
+    camera_coverage,
+    coverage_share,
+    heat_grid,
+    store_gaps,
+)
 from .database import (
     BUSY_TIMEOUT_SECONDS,
     MIN_PASSWORD_LENGTH,
@@ -71,6 +79,12 @@ __all__ = [
     "binned_counts",
     "occupancy",
     "per_camera",
+    "camera_coverage",
+    "coverage_share",
+    "store_gaps",
+    "StoreGaps",
+    "COVERED_SHARE",
+    "heat_grid",
     "bootstrap",
     "BootstrapResult",
     "DEMO_CALIBRATION",
