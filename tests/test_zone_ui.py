@@ -62,8 +62,9 @@ def test_analytics_page_shows_zone_dwell_and_occupancy(app):
     assert view.zones.occupancy.visible
     curves = {c.label: c for c in view.zones.occupancy.object}
     # Enters at 0, 60, 120, 180 s; leaves at 30, 150, 165, 380 s: two inside at 120 s.
+    # (The curve starts at the first event: nobody was inside before.)
     inside = list(curves["till"].dimension_values("inside"))
-    assert inside == [0, 1, 0, 1, 2, 1, 0, 1, 0]
+    assert inside == [1, 0, 1, 2, 1, 0, 1, 0]
     assert list(curves["shelf"].dimension_values("inside")) == [0]
     bars = view.zones.dwell.object.data
     till_bars = bars[bars["zone"] == "till"].set_index("time inside")["stays"]

@@ -48,6 +48,7 @@ class StreamingImage(JSComponent):
     // Colours of zvpanel.annotate, so the pane looks like the server's annotated frames.
     const ROI = "#00c8ff", LINE = "#ff0000", ENTRY = "#00c800";
     const BOX = "#ffc800", UNTRACKED = "#a0a0a0", TEXT = "#ffffff";
+    const ZONE = "#c850c8", QUEUE = "#ff8c00";
     const POLICY = 1008;  // the server refused: unknown camera, expired login
 
     function label(ctx, text, x, y, colour, font) {
@@ -83,6 +84,20 @@ class StreamingImage(JSComponent):
         ctx.strokeStyle = ROI;
         ctx.lineWidth = width;
         ctx.strokeRect(roi[0], roi[1], roi[2] - roi[0], roi[3] - roi[1]);
+      }
+      for (const zone of header.calibration.zones || []) {
+        const colour = zone.queue ? QUEUE : ZONE, z = (header.zones || {})[zone.id];
+        ctx.strokeStyle = colour;
+        ctx.lineWidth = width;
+        ctx.beginPath();
+        zone.points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+        ctx.closePath();
+        ctx.stroke();
+        let text = zone.id;
+        if (z) text += `  ${z.occupancy} inside` +
+          (zone.queue ? `  wait ${Math.round(z.longest_inside_s)}s` : "");
+        const top = zone.points.reduce((a, b) => (b[1] < a[1] ? b : a));
+        label(ctx, text, top[0], top[1], colour, font);
       }
       for (const line of header.calibration.lines) {
         ctx.strokeStyle = LINE;

@@ -69,8 +69,13 @@ class ZoneCharts(pn.viewable.Viewer):
         super().__init__(**params)
         self.app = app
         self.table = pn.pane.HTML(sizing_mode="stretch_width")
-        self.occupancy = pn.pane.HoloViews(sizing_mode="stretch_width", height=ZONE_CHART_HEIGHT)
-        self.dwell = pn.pane.HoloViews(sizing_mode="stretch_width", height=ZONE_CHART_HEIGHT)
+        # Not linked to the page's other charts: they share dimension names, not ranges.
+        self.occupancy = pn.pane.HoloViews(
+            sizing_mode="stretch_width", height=ZONE_CHART_HEIGHT, linked_axes=False
+        )
+        self.dwell = pn.pane.HoloViews(
+            sizing_mode="stretch_width", height=ZONE_CHART_HEIGHT, linked_axes=False
+        )
         self.data = pd.DataFrame()
         self.tz = "UTC"
 
@@ -110,6 +115,8 @@ class ZoneCharts(pn.viewable.Viewer):
         curves = []
         for i, zone in enumerate(zones):
             series = zone_occupancy(self.app.db, camera_id, zone.id, start, end)
+            if len(series) > 1 and series.iloc[0] == 0:
+                series = series.iloc[1:]  # nobody inside before: start at the first event
             times = pd.DatetimeIndex(series.index).tz_convert(self.tz).tz_localize(None)
             curves.append(
                 hv.Curve((times, series.to_numpy()), "time", "inside", label=zone.id).opts(
