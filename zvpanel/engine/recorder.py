@@ -232,13 +232,13 @@ class ActivityRecorder:
         camera.online_since = until
 
     def _forget_old(self, now: float) -> None:
-        """Drop written totals of past quarters and hours: nothing credits them any more."""
-        quarter, hour = now - now % QUARTER_SECONDS, now - now % _HOUR_SECONDS
+        """Drop written totals of past quarters, and of hours before the last (a frame may
+        arrive a little late): nothing adds to them any more."""
+        quarter = now - now % QUARTER_SECONDS
+        last_hour = now - now % _HOUR_SECONDS - _HOUR_SECONDS
         with self._lock:
-            for key in [k for k in self._online if k[1] < quarter and k not in self._dirty_online]:
-                del self._online[key]
-            for key in [k for k in self._heat if k[1] < hour - _HOUR_SECONDS and k not in self._dirty_heat]:  # fmt: skip
-                del self._heat[key]
+            _drop(self._online, lambda key: key[1] < quarter, self._dirty_online)
+            _drop(self._heat, lambda key: key[1] < last_hour, self._dirty_heat)
 
     def _store(self, camera_id: int) -> int:
         store = self._stores.get(camera_id)
@@ -256,6 +256,11 @@ class ActivityRecorder:
     def _heat_row(self, key: tuple[int, int], grid: np.ndarray) -> HeatRow:
         camera_id, hour = key
         return HeatRow.of(camera_id, utc_text(float(hour)), self.run, grid)
+
+
+def _drop(totals: dict, old: Callable[[Any], bool], unwritten: set) -> None:
+    for key in [k for k in totals if old(k) and k not in unwritten]:
+        del totals[key]
 
 
 class RecordingHub:

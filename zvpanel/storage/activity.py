@@ -156,10 +156,4 @@ class ActivityMethods:
             sql += " AND ts_utc < ?"
             params.append(utc_text(end))
         rows = self._all(sql + " ORDER BY ts_utc, id", tuple(params))
-        return [
-            StatusChangeRow(
-                r["uid"], r["store_id"], r["camera_id"], r["ts_utc"], r["state"], r["reason"],
-                r["node"],
-            )
-            for r in rows
-        ]  # fmt: skip
+        return [StatusChangeRow(*(r[name] for name in StatusChangeRow._fields)) for r in rows]
