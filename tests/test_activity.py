@@ -368,6 +368,10 @@ def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
     snapshot, heat = list(view.heatmap.object)  # the heat grid over the camera's frame
     assert isinstance(snapshot, hv.RGB) and heat.vdims[0].name == "visits"
     assert snapshot.bounds.lbrt() == heat.bounds.lbrt() == (0, 0, 768, 576)
+    # A camera going down or coming back redraws the page, even without new events.
+    assert view.refresh() is False
+    app.db.record_activity(changes=[_change(camera, first + timedelta(hours=2), "online")])
+    assert view.refresh() is True and view.refresh() is False
     view.camera_select.value = 0  # all cameras: no heat map
     assert "Choose a camera" in view.heat_caption.object
 

@@ -45,6 +45,7 @@ __all__ = [
     "StoreGaps",
     "store_gaps",
     "heat_grid",
+    "latest_status_change",
 ]
 
 #: Engines write online time every flush interval: the last this many intervals before now
@@ -213,6 +214,18 @@ def _first_records(db: Database, cameras: list[int]) -> dict[int, float]:
             cameras,
         )
     return {int(r["camera_id"]): parse_utc(r["first"]).timestamp() for r in rows}
+
+
+def latest_status_change(db: Database, f: EventFilter) -> int:
+    """The newest status change id of the filter's store or camera (0 if none): pages
+    poll it to redraw when a camera goes down or comes back."""
+    sql, params = "SELECT coalesce(max(id), 0) AS newest FROM camera_status_changes", []
+    for column, value in (("store_id", f.store_id), ("camera_id", f.camera_id)):
+        if value is not None:
+            sql += (" AND " if params else " WHERE ") + f"{column} = ?"
+            params.append(int(value))
+    with db.reader() as conn:
+        return int(conn.one(sql, params)["newest"])
 
 
 def coverage_share(per_camera: pd.DataFrame) -> pd.Series:

@@ -28,7 +28,13 @@ import param
 from ..display import csv_frame
 from ..plots import frame_image, heatmap_image, in_image_space
 from ..storage.activity import HEAT_COLUMNS, HEAT_ROWS
-from ..storage.coverage import COVERED_SHARE, camera_coverage, coverage_share, heat_grid
+from ..storage.coverage import (
+    COVERED_SHARE,
+    camera_coverage,
+    coverage_share,
+    heat_grid,
+    latest_status_change,
+)
 from ..storage.queries import (
     EventFilter,
     binned_counts,
@@ -112,6 +118,7 @@ class ChartData:
     cameras: pd.DataFrame
     occupancy: pd.DataFrame
     newest_id: int = 0
+    newest_change: int = 0  # the newest camera status change, to notice a camera going down
     heat: np.ndarray = field(default_factory=lambda: np.zeros((HEAT_ROWS, HEAT_COLUMNS)))
 
     @classmethod
@@ -160,7 +167,7 @@ class AnalyticsView(pn.viewable.Viewer):
         self.zones = ZoneCharts(app)
         self._snapshots: dict[int, np.ndarray | None] = {}  # camera id -> its frame, once
         self.data = ChartData.empty()
-        self.last_event_id = 0
+        self.last_event_id = self.last_change_id = 0
         # True while a store change resets the filters: one update at the end, not three.
         self._resetting_filters = False
         self.store_select.param.watch(lambda e: self._store_changed(), "value")
@@ -219,6 +226,7 @@ class AnalyticsView(pn.viewable.Viewer):
             cameras=per_camera(db, where),
             occupancy=occupancy(db, tz, where),
             newest_id=latest_event_id(db, where),
+            newest_change=latest_status_change(db, where),
             heat=ChartData.empty().heat if heat is None else heat,
         )
 
@@ -229,13 +237,18 @@ class AnalyticsView(pn.viewable.Viewer):
             return
         self.data = self.query()
         self.last_event_id = max(self.last_event_id, self.data.newest_id)
+        self.last_change_id = max(self.last_change_id, self.data.newest_change)
         self._draw()
 
     def refresh(self) -> bool:
         """Redraw if events arrived since the last look (the periodic callback)."""
         if self.store_select.value is None:
             return False
-        if latest_event_id(self.app.db, self.event_filter()) <= self.last_event_id:
+        db, where = self.app.db, self.event_filter()
+        if (
+            latest_event_id(db, where) <= self.last_event_id
+            and latest_status_change(db, where) <= self.last_change_id
+        ):
             return False
         self.update()
         return True
