@@ -241,7 +241,8 @@ class AnalyticsView(pn.viewable.Viewer):
         self._draw()
 
     def refresh(self) -> bool:
-        """Redraw if events arrived since the last look (the periodic callback)."""
+        """Redraw if events arrived, or a camera went down or came back, since the last look
+        (the periodic callback)."""
         if self.store_select.value is None:
             return False
         db, where = self.app.db, self.event_filter()
