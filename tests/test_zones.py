@@ -189,3 +189,26 @@ def test_a_nodes_zone_events_travel_through_its_outbox_once(db, tmp_path):
     ]
     assert {e.uid for e in stored} == {row.uid for _, row in pending}
     assert len(db.events(camera_id=camera.id)) == 1
+
+
+@pytest.mark.parametrize("db_target", ["sqlite", "postgres"], indirect=True)
+def test_retention_deletes_the_zone_events_of_stays_that_ended(db):
+    store = db.create_store("Main street", "Europe/Paris")
+    camera = db.create_camera(store.id, "Door", str(VIDEO))
+    hours = [
+        (-2.0, [zone_event("enter", 1, 0), zone_event("enter", 2, 0)]),
+        (-1.5, [zone_event("leave", 1, 1800, 1800.0)]),  # ended before the cutoff
+        (0.5, [zone_event("leave", 2, 9000, 9000.0)]),  # open at the cutoff
+        (1.0, [zone_event("enter", 3, 10800)]),
+    ]
+    with EventWriter(db) as writer:
+        for h, events in hours:
+            assert writer.submit(store.id, camera.id, events, T0 + timedelta(hours=h))
+        assert writer.flush(10)
+    assert db.roll_up_events(T0).zone_events == 2
+    left = [(e.track_id, e.kind) for e in db.zone_events(camera_id=camera.id)]
+    assert left == [(2, "enter"), (2, "leave"), (3, "enter")]
+    # Who was inside still adds up after the cutoff.
+    assert db.zone_occupancy_before(camera.id, "till", T0 + timedelta(minutes=15)) == 1
+    assert db.zone_occupancy_before(camera.id, "till", T0 + timedelta(hours=2)) == 1
+    assert db.zone_dwells(camera.id) == {"till": [9000.0]}

@@ -524,5 +524,8 @@ def _retention_run(args: argparse.Namespace) -> int:
     with Database(settings.database) as db:
         done = db.apply_retention(days)
     cutoff = f"{done.cutoff:%Y-%m-%d %H:%M} UTC"
-    print(f"rolled {done.events} raw event(s) before {cutoff} into hourly totals")
+    print(
+        f"rolled {done.events} raw event(s) before {cutoff} into hourly totals; deleted "
+        f"{done.zone_events} zone event(s) of stays that ended before it"
+    )
     return 0

@@ -29,10 +29,12 @@ _HOUR_TEXT = "substr(ts_utc, 1, 13) || ':00:00.000000Z'"
 
 @dataclass(frozen=True)
 class RollUp:
-    """What one retention run did: raw events rolled up (and deleted), before ``cutoff``."""
+    """What one retention run did: raw events rolled up (and deleted), and zone events of
+    stays that ended (deleted: they are not rolled up), before ``cutoff``."""
 
     events: int
     cutoff: datetime
+    zone_events: int = 0
 
 
 class EventMethods:
@@ -119,7 +121,8 @@ class EventMethods:
         """Roll raw events older than ``before`` (taken down to its UTC hour, so an hour is
         never split) into ``hourly_line_totals`` and delete them, in one transaction.
 
-        Totals of an hour rolled up twice (events written late) are added together.
+        Totals of an hour rolled up twice (events written late) are added together. Zone
+        events of stays that ended before the cutoff are deleted in the same transaction.
         """
         cutoff = before.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
         cutoff_text = utc_text(cutoff)
@@ -137,7 +140,8 @@ class EventMethods:
                 (cutoff_text,),
             )
             deleted = conn.execute("DELETE FROM events WHERE ts_utc < ?", (cutoff_text,)).rowcount
-        return RollUp(events=deleted, cutoff=cutoff)
+            zones = self._delete_zone_events_before(conn, cutoff_text)
+        return RollUp(events=deleted, cutoff=cutoff, zone_events=zones)
 
     def apply_retention(self, days: int, now: datetime | None = None) -> RollUp:
         """Roll up raw events older than ``days`` days before ``now`` (default: now)."""

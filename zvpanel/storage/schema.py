@@ -218,6 +218,8 @@ _V5 = (
     "CREATE UNIQUE INDEX zone_events_uid ON zone_events (uid)",
     "CREATE INDEX zone_events_camera_ts ON zone_events (camera_id, ts_utc)",
     "CREATE INDEX zone_events_store_ts ON zone_events (store_id, ts_utc)",
+    # Retention pairs each enter with its track's leave (zvpanel.storage.zones).
+    "CREATE INDEX zone_events_track ON zone_events (camera_id, zone_id, track_id, ts_utc)",
 )
 
 # Occupancy alerts and scheduled reports (issue 13 items 6 and 7).

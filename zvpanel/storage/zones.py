@@ -138,6 +138,20 @@ class ZoneMethods:
             dwells.setdefault(r["zone_id"], []).append(float(r["dwell_s"]))
         return dwells
 
+    def _delete_zone_events_before(self, conn, cutoff_text: str) -> int:
+        """Retention (in the caller's transaction): delete the zone events of stays that
+        ended before ``cutoff_text``: every leave before it, and each enter whose track left
+        again before it. The enter of a stay still open at the cutoff stays with its leave,
+        so enters minus leaves before any later time still count who was inside."""
+        return conn.execute(
+            "DELETE FROM zone_events WHERE ts_utc < ? AND (kind = 'leave' OR EXISTS ("
+            "SELECT 1 FROM zone_events AS later WHERE later.camera_id = zone_events.camera_id "
+            "AND later.zone_id = zone_events.zone_id AND later.track_id = zone_events.track_id "
+            "AND later.kind = 'leave' AND later.ts_utc >= zone_events.ts_utc "
+            "AND later.ts_utc < ?))",
+            (cutoff_text, cutoff_text),
+        ).rowcount
+
 
 @dataclass(frozen=True)
 class DwellStats:
