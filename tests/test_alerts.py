@@ -440,3 +440,47 @@ def test_zone_limit_follows_stored_zone_events(db, store, receiver):
     assert [p[2]["event"] for p in posts] == ["occupancy_exceeded", "occupancy_cleared"]
     body = posts[0][2]
     assert (body["zone_id"], body["camera_id"], body["occupancy"]) == ("till", camera.id, 3)
+
+
+def evaluate_at_once(jobs: list[AlertJob]) -> list:
+    """Run every job's evaluation at the same moment (one thread each); all transitions."""
+    start = threading.Barrier(len(jobs))
+    results: list = [[] for _ in jobs]
+    errors: list[BaseException] = []
+
+    def evaluate(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = jobs[i].run_once()
+        except BaseException as error:  # reported below: a thread's error must fail the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=evaluate, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return [t for result in results for t in result]
+
+
+def test_two_dashboards_evaluating_at_once_fire_each_crossing_once(db, db_target, store, receiver):
+    """Two alert jobs on two connections (two dashboard processes) evaluate at the same
+    moment after each change: every crossing is recorded, and POSTed, exactly once."""
+    store, camera = store
+    hook = receiver()
+    db.set_occupancy_limit(store.id, 3, 0, hook.url)
+    other = Database(db_target)
+    jobs = [AlertJob(d, WebhookSender(d, backoff=0.05)) for d in (db, other)]
+    try:
+        recorded = []
+        for entries, exits in ((4, 0), (0, 2), (2, 0), (0, 3), (5, 0)):  # 4, 2, 4, 1, 6
+            add_people(db, camera, entries, exits)
+            recorded.append(sorted(t.kind for t in evaluate_at_once(jobs)))
+        posts = hook.wait_for(5)
+    finally:
+        for job in jobs:
+            job.stop()
+        other.close()
+    assert recorded == [["exceeded"], ["cleared"], ["exceeded"], ["cleared"], ["exceeded"]]
+    assert len(posts) == 5 and len(db.alert_transitions(store.id)) == 5
