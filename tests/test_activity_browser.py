@@ -1,7 +1,7 @@
 """Real browser: the analytics page of a real ``panel serve`` counting vtest.avi with the
 real model shows the demo camera's heat map (over its snapshot) from the heat grid its
-engine recorded, and its coverage; then, with the camera switched off, the page shades
-the hours it was down."""
+engine recorded; then, with the camera switched off, the page shades the hours it was
+down and the overview flags the store."""
 
 from __future__ import annotations
 
@@ -112,5 +112,13 @@ def test_analytics_page_shows_the_recorded_heat_map(browser, tmp_path: Path, mod
                     break
             assert "partly covered" in gaps.inner_text()
             page.screenshot(path=str(SCREENSHOTS / "activity-camera-down.png"), full_page=True)
+
+            # The overview flags the store, naming the camera.
+            page.goto(server.url + "/overview")
+            flag = page.locator(".zv-gaps").first
+            flag.wait_for()
+            assert int(flag.get_attribute("data-gap-hours")) >= 1
+            assert "Demo camera" in flag.inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "activity-overview-gaps.png"), full_page=True)
         finally:
             context.close()

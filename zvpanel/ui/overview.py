@@ -93,7 +93,7 @@ def _gap_flag(gaps: StoreGaps | None, camera_names: dict[int, str]) -> str:
     names = ", ".join(html_text(camera_names.get(c, f"camera {c}")) for c in gaps.cameras_with_gaps)
     return (
         f'<span class="zv-gaps" data-gap-hours="{gaps.gap_hours}" style="color:#cf222e">'
-        f"&#9888; {gaps.gap_hours} h not covered ({names})</span>"
+        f"&#9888; {gaps.gap_hours} h not fully covered ({names})</span>"
     )
 
 
