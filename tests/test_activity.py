@@ -373,7 +373,7 @@ def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
     app.db.record_activity(changes=[_change(camera, first + timedelta(hours=2), "online")])
     assert view.refresh() is True and view.refresh() is False
     view.camera_select.value = 0  # all cameras: no heat map
-    assert "Choose a camera" in view.heat_caption.object
+    assert "Choose a camera" in view.heat_caption.object and not view.heatmap.visible
 
 
 def test_overview_flags_stores_with_gaps_today(app):

@@ -361,6 +361,7 @@ class AnalyticsView(pn.viewable.Viewer):
     def _heat_chart(self):
         """The chosen camera's heat grid over its snapshot (cells nobody entered clear)."""
         camera_id = self.camera_select.value
+        self.heatmap.visible = bool(camera_id)
         if not camera_id:
             self.heat_caption.object = "<i>Choose a camera to see where people walk.</i>"
             return hv.Curve([]).opts(title="Where people walk: choose a camera")
