@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from test_ui_components import demo_camera, render
+from bokeh.document import Document
 
 from zvpanel.annotate import QUEUE_COLOR, ZONE_COLOR, annotate
 from zvpanel.calibration import parse_calibration
@@ -22,6 +22,15 @@ from zvpanel.ui.zones import dwell_bin_labels
 
 TILL = {"id": "till", "points": [[100, 300], [300, 300], [300, 450], [100, 450]], "queue": True}
 SHELF = {"id": "shelf", "points": [[400, 300], [600, 300], [600, 450]]}
+
+
+def render(viewable) -> object:
+    """Render like a server session would; returns the Bokeh root model."""
+    return viewable.get_root(Document())
+
+
+def demo_camera(app):
+    return next(c for c in app.db.list_cameras() if c.name == "Demo camera")
 
 
 def zoned(*zones: dict):
