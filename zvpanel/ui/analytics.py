@@ -364,7 +364,7 @@ class AnalyticsView(pn.viewable.Viewer):
         self.heatmap.visible = bool(camera_id)
         if not camera_id:
             self.heat_caption.object = "<i>Choose a camera to see where people walk.</i>"
-            return hv.Curve([]).opts(title="Where people walk: choose a camera")
+            return None
         grid = self.data.heat
         snapshot = self._snapshot(camera_id)
         height, width = snapshot.shape[:2] if snapshot is not None else NO_SNAPSHOT_SIZE[::-1]
