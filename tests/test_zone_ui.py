@@ -82,6 +82,13 @@ def test_analytics_page_shows_zone_dwell_and_occupancy(app):
     assert till_bars.sum() == 4
     assert [till_bars[label] for label in labels[4:7]] == [2, 1, 1]
 
+    # The zone charts redraw by themselves when zone events arrive (and only then).
+    assert view.zones.refresh() is False
+    stays(app, camera, "till", [10.0], start + timedelta(minutes=30))
+    assert view.zones.refresh() is True
+    assert view.zones.data.set_index("zone").loc["till"].stays == 5
+    assert view.zones.refresh() is False
+
 
 def test_analytics_without_zones_says_where_to_draw_them(app):
     view = AnalyticsView(app)

@@ -113,6 +113,17 @@ class ZoneMethods:
             for r in rows
         ]
 
+    def latest_zone_event_id(self, camera_ids: list[int]) -> int:
+        """The newest zone event's id among ``camera_ids`` (0: none), for pollers."""
+        if not camera_ids:
+            return 0
+        marks = ", ".join("?" * len(camera_ids))
+        row = self._one(
+            f"SELECT coalesce(max(id), 0) AS id FROM zone_events WHERE camera_id IN ({marks})",
+            tuple(int(c) for c in camera_ids),
+        )
+        return int(row["id"])
+
     def zone_occupancy_before(self, camera_id: int, zone_id: str, when: datetime) -> int:
         """People inside ``zone_id`` just before ``when`` (enters minus leaves, at least 0)."""
         sql, params = event_filter(None, camera_id, None, when)

@@ -15,11 +15,14 @@ import panel as pn
 
 from ..display import html_text
 from ..storage.zones import DWELL_BIN_EDGES_S, dwell_stats, zone_occupancy
+from .layout import periodic
 
 __all__ = ["ZoneCharts", "zone_table", "dwell_bin_labels"]
 
 #: Height of each zone chart (pixels).
 ZONE_CHART_HEIGHT = 280
+#: How often the charts look for new zone events (milliseconds).
+ZONE_REFRESH_MS = 3000
 #: Colours of the zones' curves, in zone order (cycled).
 ZONE_COLOURS = ("#8250df", "#bc4c00", "#1a7f37", "#0b6bcb", "#cf222e", "#6e7781")
 
@@ -78,6 +81,9 @@ class ZoneCharts(pn.viewable.Viewer):
         )
         self.data = pd.DataFrame()
         self.tz = "UTC"
+        self._shown: tuple | None = None  # the arguments of the last show()
+        self._newest_id = 0
+        periodic(self.refresh, ZONE_REFRESH_MS)
 
     def show(
         self, cameras: list, camera_id: int | None, start: datetime, end: datetime, tz: str
@@ -85,6 +91,8 @@ class ZoneCharts(pn.viewable.Viewer):
         """Redraw for ``cameras`` (the table) and ``camera_id`` (the charts; None: none),
         times shown in the store's time zone ``tz``."""
         db, self.tz = self.app.db, tz
+        self._shown = (cameras, camera_id, start, end, tz)
+        self._newest_id = db.latest_zone_event_id([c.id for c in cameras])
         self.data = zone_table(db, cameras, start, end)
         self.table.object = self._table_html(camera_id is None)
         calibration = db.get_calibration(camera_id) if camera_id else None
@@ -93,6 +101,16 @@ class ZoneCharts(pn.viewable.Viewer):
         self.dwell.object = self._dwell_chart(camera_id, zones, start, end)
         visible = bool(zones)
         self.occupancy.visible = self.dwell.visible = visible
+
+    def refresh(self) -> bool:
+        """Redraw if zone events arrived since the last look (the periodic callback)."""
+        if self._shown is None:
+            return False
+        cameras = self._shown[0]
+        if self.app.db.latest_zone_event_id([c.id for c in cameras]) <= self._newest_id:
+            return False
+        self.show(*self._shown)
+        return True
 
     def _table_html(self, all_cameras: bool) -> str:
         if self.data.empty:
