@@ -1,12 +1,17 @@
-"""``zvpanel calibrate --zone``: zones set, shown, refused and removed from the command line."""
+"""``zvpanel calibrate --zone``: zones set, shown, refused and removed from the command line;
+``zvpanel count`` with a zone in its calibration file."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from test_cli_admin import VIDEO, db_file, open_db, run  # noqa: F401 (db_file: a fixture)
+from test_zone_counting import WALKWAY
 
 TILL = ["--zone", "till", "100,300", "300,300", "300,450", "100,450"]
 SHELF = ["--zone", "shelf", "400,300", "600,300", "600,450"]
@@ -68,3 +73,32 @@ def test_calibrate_refuses_bad_zones(db_file, capsys, argv, message):  # noqa: F
     code, _, err = run(capsys, "calibrate", "1", *argv)
     assert code == 2
     assert re.search(message, err), err
+
+
+@pytest.mark.model
+def test_count_a_video_with_a_zone_from_a_calibration_file(settings, tmp_path):
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(
+        json.dumps({"lines": [{"x1": 345.6, "y1": 0, "x2": 345.6, "y2": 576}], "zones": [WALKWAY]})
+    )
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "ultralytics")}
+    args = ["count", str(VIDEO), "--calibration", str(calibration), "--max-frames", "200"]
+    done = subprocess.run(
+        [sys.executable, "-m", "zvpanel", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    walkway = json.loads(done.stdout)["zones"]["walkway"]
+    assert walkway["queue"] is False
+    assert walkway["enters"] == walkway["leaves"] >= 3  # the end of the video closes stays
+    assert walkway["peak_inside"] >= 2
+    assert 1.0 <= walkway["median_inside_s"] <= walkway["p90_inside_s"] <= 20.0
+    text = subprocess.run(
+        [sys.executable, "-m", "zvpanel", *args], capture_output=True, text=True, env=env
+    )
+    assert (
+        f"zone walkway: {walkway['enters']} stays, at most {walkway['peak_inside']}" in text.stdout
+    )

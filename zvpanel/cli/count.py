@@ -239,7 +239,32 @@ def _run_summary(run: OfflineRun, calibration: Calibration, source_fps: float) -
             }
             for e, t in zip(run.events, run.event_times, strict=True)
         ],
+        "zones": _zones_summary(run, calibration),
     }
+
+
+def _zones_summary(run: OfflineRun, calibration: Calibration) -> dict:
+    """Per zone: enters, leaves, the most people inside at once and the time inside (the
+    run's end closed every stay)."""
+    from ..storage.zones import dwell_stats
+
+    summary = {}
+    for zone in calibration.zones:
+        events = [e for e in run.zone_events if e.zone_id == zone.id]
+        inside = peak = 0
+        for event in events:
+            inside += 1 if event.kind == "enter" else -1
+            peak = max(peak, inside)
+        stats = dwell_stats([e.dwell_s for e in events if e.kind == "leave"])
+        summary[zone.id] = {
+            "queue": zone.queue,
+            "enters": sum(e.kind == "enter" for e in events),
+            "leaves": stats.stays,
+            "peak_inside": peak,
+            "median_inside_s": round(stats.median_s, 2),
+            "p90_inside_s": round(stats.p90_s, 2),
+        }
+    return summary
 
 
 def _write_events(path: Path, summary: dict) -> None:
@@ -321,6 +346,12 @@ def _count_command(args: argparse.Namespace) -> int:
     )
     for line_id, counts in run.counts.items():
         print(f"  {line_id}: {counts['entries']} entries, {counts['exits']} exits")
+    for zone_id, zone in summary["zones"].items():
+        print(
+            f"  zone {zone_id}: {zone['enters']} stays, at most {zone['peak_inside']} inside, "
+            f"time inside median {zone['median_inside_s']:g} s, 90% under "
+            f"{zone['p90_inside_s']:g} s"
+        )
     return 0
 
 
