@@ -5,8 +5,10 @@ and through one synchronous request. :class:`OpenVinoRunner` reads the same IR, 
 copy of it to each input shape asked for (a 4:3 camera: 640x480, 16:9: 640x384, the
 minimum rectangle Ultralytics' ``rect`` letterboxing gives a ``.pt`` model) and compiles it
 with the THROUGHPUT hint, so that several camera threads each run their own infer request at
-the same time. The letterboxing, non-maximum suppression and box scaling are Ultralytics'
-own functions, so the boxes are the ones its predictor would give for that input shape.
+the same time. The letterboxing, non-maximum suppression and box scaling are Ultralytics' (8.4) own
+steps, transcribed to numpy so that counting never imports torch (about 500 MB of resident
+memory per process): the boxes are the ones its predictor gives for that input shape
+(``tests/test_openvino.py`` compares them on real frames).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from .torch_order import descending_order
 
 __all__ = ["OpenVinoRunner", "is_openvino_model", "letterbox", "MAX_SHAPES", "STRIDE"]
 
@@ -31,6 +36,11 @@ MAX_SHAPES = 8
 #: Ultralytics' prediction defaults (``ultralytics/cfg/default.yaml``): NMS IoU, boxes kept.
 NMS_IOU = 0.7
 MAX_DETECTIONS = 300
+#: Ultralytics' NMS: boxes considered at most, and the offset that keeps classes apart.
+MAX_NMS = 30000
+CLASS_OFFSET = 7680
+#: Grey of the letterbox padding (Ultralytics' ``LetterBox`` default).
+PAD_VALUE = 114
 #: Strides of a YOLOv8 detection head's three levels, and the constants of its head that
 #: depend on the input size (anchor centres twice, strides, two Reshape targets).
 HEAD_STRIDES = (8, 16, 32)
@@ -45,10 +55,92 @@ def is_openvino_model(path: str | Path) -> bool:
 
 def letterbox(image: np.ndarray, imgsz: int, rect: bool) -> np.ndarray:
     """``image`` scaled into ``imgsz`` and padded: to the square, or (``rect``) to the
-    smallest multiple of :data:`STRIDE` around it, exactly as Ultralytics' ``LetterBox``."""
-    from ultralytics.data.augment import LetterBox
+    smallest multiple of :data:`STRIDE` around it, exactly as Ultralytics' ``LetterBox``
+    (``auto=rect``, centred, scaled up too, linear interpolation)."""
+    shape = image.shape[:2]
+    r = min(imgsz / shape[0], imgsz / shape[1])
+    new_unpad = max(round(shape[1] * r), 1), max(round(shape[0] * r), 1)
+    dw, dh = imgsz - new_unpad[0], imgsz - new_unpad[1]
+    if rect:
+        dw, dh = np.mod(dw, STRIDE), np.mod(dh, STRIDE)
+    dw, dh = dw / 2, dh / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    if shape[::-1] != new_unpad:
+        image = cv2.resize(image, new_unpad, interpolation=cv2.INTER_LINEAR)
+    if image.ndim == 2:
+        image = image[..., None]
+    h, w, c = image.shape
+    if c == 3:
+        return cv2.copyMakeBorder(
+            image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
+        )
+    padded = np.full((h + top + bottom, w + left + right, c), PAD_VALUE, dtype=image.dtype)
+    padded[top : top + h, left : left + w] = image
+    return padded
 
-    return LetterBox(imgsz, auto=rect, stride=STRIDE)(image=image)
+
+def non_max_suppression(
+    output: np.ndarray, confidence: float, classes: list[int] | None
+) -> np.ndarray:
+    """Rows ``x1, y1, x2, y2, confidence, class`` (input pixels) from a YOLOv8 head's output
+    ``[1, 4 + classes, anchors]``: Ultralytics' ``non_max_suppression`` (best class per
+    box, class-aware, IoU :data:`NMS_IOU`, at most :data:`MAX_DETECTIONS`) in numpy.
+    """
+    pred = output[0]
+    scores = pred[4:]
+    x = pred.T[scores.max(0) > confidence]
+    if not len(x):
+        return np.zeros((0, 6), np.float32)
+    xy, half = x[:, :2], x[:, 2:4] / 2
+    best = x[:, 4:].argmax(1)
+    conf = x[np.arange(len(x)), 4 + best]
+    rows = np.concatenate(
+        [xy - half, xy + half, conf[:, None], best[:, None].astype(np.float32)], axis=1
+    )[conf > confidence]
+    if classes is not None:
+        rows = rows[np.isin(rows[:, 5], classes)]
+    if len(rows) > MAX_NMS:
+        rows = rows[descending_order(rows[:, 4])[:MAX_NMS]]
+    keep = _greedy_nms(rows[:, :4] + rows[:, 5:6] * CLASS_OFFSET, rows[:, 4], NMS_IOU)
+    return rows[keep[:MAX_DETECTIONS]]
+
+
+def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept, best first (Ultralytics' ``TorchNMS.nms``, the same float32 steps)."""
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    order = descending_order(scores)  # equal scores in torch's order: it decides who stays
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = (np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])).clip(min=0)
+        h = (np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])).clip(min=0)
+        inter = w * h
+        if inter.sum() == 0:
+            order = rest
+            continue
+        order = rest[inter / (areas[i] + areas[rest] - inter) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def scale_boxes(rows: np.ndarray, input_shape: tuple[int, int], image_shape) -> np.ndarray:
+    """Boxes of a letterboxed input mapped back to the image's pixels and clipped to it, in
+    place (Ultralytics' ``scale_boxes``)."""
+    gain = min(input_shape[0] / image_shape[0], input_shape[1] / image_shape[1])
+    new_h, new_w = (max(round(side * gain), 1) for side in image_shape[:2])
+    gain_y, gain_x = new_h / image_shape[0], new_w / image_shape[1]
+    pad_x = round((input_shape[1] - new_w) / 2 - 0.1)
+    pad_y = round((input_shape[0] - new_h) / 2 - 0.1)
+    rows[:, [0, 2]] -= pad_x
+    rows[:, [1, 3]] -= pad_y
+    rows[:, [0, 2]] /= gain_x
+    rows[:, [1, 3]] /= gain_y
+    rows[:, [0, 2]] = rows[:, [0, 2]].clip(0, image_shape[1])
+    rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, image_shape[0])
+    return rows
 
 
 def anchor_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,21 +243,11 @@ class OpenVinoRunner:
         self._compile_lock = threading.Lock()
 
     def __call__(self, image: np.ndarray, confidence: float, classes: list[int]) -> np.ndarray:
-        import torch
-        from ultralytics.utils import nms, ops
-
         padded = self._input(image)
         blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
         output = self._infer(blob.astype(np.float32) / 255.0)
-        rows = nms.non_max_suppression(
-            torch.from_numpy(output),
-            confidence,
-            NMS_IOU,
-            classes,
-            max_det=MAX_DETECTIONS,
-        )[0]
-        rows[:, :4] = ops.scale_boxes(padded.shape[:2], rows[:, :4], image.shape)
-        return rows.numpy()
+        rows = non_max_suppression(output, confidence, classes)
+        return scale_boxes(rows, padded.shape[:2], image.shape)
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         """The network input (height, width) an image of this size is fed at."""

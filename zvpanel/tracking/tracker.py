@@ -1,15 +1,20 @@
-"""One camera's person tracker: Ultralytics' ByteTrack or BoT-SORT on :class:`Detections`."""
+"""One camera's person tracker: ByteTrack (numpy) or Ultralytics' BoT-SORT on :class:`Detections`."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, get_args
 
 import numpy as np
+import yaml
 
 from ..config import TrackerKind
 from ..detection.yolo import configure_ultralytics
 from ..detections import Detections
 from ..errors import ConfigError
+from .bytetrack import ByteTracker
 
 __all__ = [
     "PersonTracker",
@@ -46,14 +51,19 @@ DEFAULT_IOU_BUFFER = 3.0
 MAX_BOX_PAD = 1.5
 
 
-def _tracker_args(kind: str, overrides: dict[str, Any]):
-    configure_ultralytics()
-    from ultralytics.utils import YAML, IterableSimpleNamespace
-    from ultralytics.utils.checks import check_yaml
+def _tracker_yaml(kind: str) -> Path:
+    """Ultralytics' own ``cfg/trackers/<kind>.yaml``, found without importing Ultralytics
+    (which imports torch)."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the ultralytics package is not installed; its tracker settings are")
+    return Path(spec.submodule_search_locations[0]) / "cfg" / "trackers" / f"{kind}.yaml"
 
+
+def _tracker_args(kind: str, overrides: dict[str, Any]) -> SimpleNamespace:
     if kind not in TRACKER_KINDS:
         raise ConfigError(f"tracker {kind!r} is not one of {', '.join(TRACKER_KINDS)}")
-    values = dict(YAML.load(check_yaml(f"{kind}.yaml")))
+    values = dict(yaml.safe_load(_tracker_yaml(kind).read_text()))
     unknown = sorted(set(overrides) - set(values))
     if unknown:
         raise ConfigError(
@@ -62,7 +72,24 @@ def _tracker_args(kind: str, overrides: dict[str, Any]):
     values.update(DEFAULT_OVERRIDES[kind])
     values.update(overrides)
     values["with_reid"] = False  # no ReID model can be downloaded; appearance is not needed
-    return IterableSimpleNamespace(**values)
+    return SimpleNamespace(**values)
+
+
+def _new_tracker(kind: str, args: SimpleNamespace):
+    """ByteTrack in numpy (no torch: see :mod:`.bytetrack`); BoT-SORT from Ultralytics."""
+    if kind == "bytetrack":
+        return ByteTracker(
+            track_high_thresh=args.track_high_thresh,
+            track_low_thresh=args.track_low_thresh,
+            new_track_thresh=args.new_track_thresh,
+            match_thresh=args.match_thresh,
+            fuse_score=args.fuse_score,
+            track_buffer=args.track_buffer,
+        )
+    configure_ultralytics()  # before the first import of ultralytics
+    from ultralytics.trackers import BOTSORT
+
+    return BOTSORT(args=args)
 
 
 class PersonTracker:
@@ -87,12 +114,9 @@ class PersonTracker:
             raise ValueError(f"frame_rate={frame_rate!r} must be > 0")
         if iou_buffer < 0:
             raise ValueError(f"iou_buffer={iou_buffer!r} must be >= 0")
-        configure_ultralytics()  # before the first import of ultralytics
-        from ultralytics.trackers import BOTSORT, BYTETracker
-
         self.kind = kind
         self.args = _tracker_args(kind, overrides)
-        self._tracker = (BYTETracker if kind == "bytetrack" else BOTSORT)(args=self.args)
+        self._tracker = _new_tracker(kind, self.args)
         self.iou_buffer = float(iou_buffer)
         self.frame_rate = float(frame_rate)
         self.box_pad = 0.0
@@ -118,8 +142,6 @@ class PersonTracker:
         Boxes and confidences are the detector's own (not the Kalman filter's estimate).
         ``image`` is only used by BoT-SORT's motion compensation, which is off by default.
         """
-        from ultralytics.engine.results import Boxes
-
         xyxy = detections.xyxy
         if self.box_pad > 0:
             # Only the tracker sees the padded boxes; the detections keep their own.
@@ -128,8 +150,14 @@ class PersonTracker:
         data = np.column_stack([xyxy, detections.confidence, detections.class_id]).astype(
             np.float32
         )
-        shape = image.shape[:2] if image is not None else (1, 1)
-        tracks = self._tracker.update(Boxes(data.reshape(-1, 6), shape), image)
+        data = data.reshape(-1, 6)
+        if isinstance(self._tracker, ByteTracker):
+            tracks = self._tracker.update(data[:, :4], data[:, 4], data[:, 5])
+        else:
+            from ultralytics.engine.results import Boxes
+
+            shape = image.shape[:2] if image is not None else (1, 1)
+            tracks = self._tracker.update(Boxes(data, shape), image)
         if not len(tracks):
             return Detections.empty()
         rows = tracks[:, 7].astype(np.int64)  # index of the detection each track matched
