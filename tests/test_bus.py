@@ -387,7 +387,8 @@ def _with_event(watcher: HubWatcher) -> FrameResult:
 
 def test_a_redelivered_bus_event_reaches_ws_events_once(fleet):
     """QoS 1 delivers at least once: the same event message arriving twice (a redelivery
-    after a lost acknowledgement) is one event on a dashboard's /ws/events."""
+    after a lost acknowledgement) is one event on a dashboard's /ws/events; the same
+    frame, track and line at another time (a looping file counted again) is another."""
     from zvpanel.bus.messages import event_payloads
 
     camera_id, dashboard = fleet["camera_id"], fleet["dashboard"]
@@ -418,6 +419,9 @@ def test_a_redelivered_bus_event_reaches_ws_events_once(fleet):
             (payload,) = event_payloads(twice, node.origin)
             for _ in range(2):  # byte for byte the same message, as a redelivery is
                 node.client.publish(topic, orjson.dumps(payload), qos=1).wait_for_publish()
+            again = payload | {"timestamp": payload["timestamp"].replace("Z", "1Z", 1)}
+            assert again["timestamp"] != payload["timestamp"]
+            node.client.publish(topic, orjson.dumps(again), qos=1).wait_for_publish()
             (payload,) = event_payloads(last, node.origin)
             node.client.publish(topic, orjson.dumps(payload), qos=1)  # ends the read
             seen: list[int] = []
@@ -435,7 +439,7 @@ def test_a_redelivered_bus_event_reaches_ws_events_once(fleet):
             seen = asyncio.run(fake_tracks(server.ws_url))
     finally:
         node.stop()
-    assert seen == [FAKE_TRACK + 10, FAKE_TRACK + 11]
+    assert seen == [FAKE_TRACK + 10, FAKE_TRACK + 10, FAKE_TRACK + 11]
 
 
 #: Waits for what a page must show (milliseconds).

@@ -212,10 +212,12 @@ class BusFeed:
 
 def _event_key(message: dict[str, Any]) -> tuple:
     """What identifies an event on the bus: a redelivery repeats it, two events never share
-    it (one process, camera, frame and track; line and direction, or zone and kind)."""
+    it (one process, camera, capture time, frame and track; line and direction, or zone
+    and kind). The time matters: a looping file or a restarted camera counts its frames
+    and tracks from 0 again."""
     return (
-        message["origin"], message["camera_id"], message["type"], message["frame"],
-        message["track_id"], message.get("line_id", message.get("zone_id")),
+        message["origin"], message["camera_id"], message["type"], message["timestamp"],
+        message["frame"], message["track_id"], message.get("line_id", message.get("zone_id")),
         message.get("direction", message.get("kind")),
     )  # fmt: skip
 
