@@ -522,6 +522,9 @@ def test_pool_camera_counts_on_through_a_database_outage(fleet: Fleet, postgres)
     assert fleet.db.superseded_events(camera) == {}
     outage = [t for t in counted.values() if stopped <= t]
     print(f"a counted {len(counted)} events, {len(outage)} of them from the outage on")
+    log = (fleet.folder / "node-a.log").read_text()
+    for line in ("cannot renew leases (", "heartbeat failed ("):
+        assert log.count(line) == 1, f"{line!r} said {log.count(line)} times in one outage"
 
 
 def test_a_lease_has_one_holder_until_it_expires(db_target) -> None:
