@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 
-from zvpanel.calibration import parse_calibration
+from zvpanel.calibration import MAX_LINES_AND_ZONES, parse_calibration
 from zvpanel.counting import CrossingEvent, ZoneEvent
 from zvpanel.errors import CalibrationError
 from zvpanel.geometry import polygon_area, polygon_depth, polygon_is_simple
@@ -80,6 +80,16 @@ def test_zone_model_defaults_and_round_trip():
 def test_bad_zones_are_refused_naming_the_problem(zone, message):
     with pytest.raises(CalibrationError, match=message):
         calibration_with(zone)
+
+
+def test_lines_and_zones_of_a_camera_are_bounded_together():
+    zones = [{"id": f"z{i}", "points": SQUARE} for i in range(MAX_LINES_AND_ZONES - 1)]
+    assert len(calibration_with(*zones).zones) == MAX_LINES_AND_ZONES - 1
+    with pytest.raises(
+        CalibrationError,
+        match=f"{MAX_LINES_AND_ZONES + 1} lines and zones; at most {MAX_LINES_AND_ZONES}",
+    ):
+        calibration_with(*zones, {"id": "one-more", "points": SQUARE})
 
 
 def test_check_frame_covers_zone_vertices_in_the_frame_and_the_roi():

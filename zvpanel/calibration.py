@@ -31,7 +31,7 @@ MAX_ZONE_VERTICES = 64
 #: A zone smaller than this (pixels²) cannot hold a person's anchor point reliably.
 MIN_ZONE_AREA = 100.0
 #: Lines and zones of a camera, together, at most (each one costs work per frame).
-MAX_LINES_AND_ZONES = 32
+MAX_LINES_AND_ZONES = 64
 
 
 class CountingLine(BaseModel):
