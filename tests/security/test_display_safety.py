@@ -52,7 +52,7 @@ USER_PASSWORD = "viewer-password-7"
 SECRET = "S3cretCamPass"
 SECRET_SOURCE = f"rtsp://cam:{SECRET}@127.0.0.1:9/x"
 SECRET_CAMERA = "Backdoor cam"
-PAGES = ("/live", "/calibrate", "/analytics", "/admin")
+PAGES = ("/overview", "/live", "/calibrate", "/analytics", "/admin")
 
 
 # ---------------------------------------------------------------------- unit tables
@@ -328,7 +328,11 @@ def _open_every_page(tab: Watch, hostile: Hostile, who: str) -> None:
     for path in PAGES:
         page.goto(url + path)
         page.get_by_text(who, exact=False).first.wait_for()  # the navigation bar, as text
-        if path == "/live":
+        if path == "/overview":
+            _wait_for_text(tab, STORE_WEB)  # a cell of the stores table, as text
+            _wait_for_text(tab, CAMERA_WEB)  # a cell of the cameras table
+            _wait_for_text(tab, CAMERA_CLI)
+        elif path == "/live":
             _wait_for_text(tab, f"{STORE_WEB} / {CAMERA_WEB}")  # a tile's title
             _wait_for_text(tab, f"{LINE_HOSTILE}: ")  # the counts per line under a tile
             chips = page.locator(".choices__item").all_inner_texts()
