@@ -17,8 +17,11 @@ setting, ``ZVPANEL_RETENTION_DAYS`` unset; about 40 million rows for 50 stores).
 
 It prints the seeding figures and the overview build time, cold (first build after the
 database was opened) and warm (median and max of ``--repeats`` more): the stores table's
-queries, the cameras' last events, one store's heat map, and the whole page view
-(:class:`zvpanel.ui.overview.OverviewView`, all of the above plus its Panel objects).
+queries with every window counted, and with whole past days reused as the page does
+(:class:`zvpanel.storage.overview.PastDays`: its cold build fills it), the cameras' last
+events, one store's heat map, and the whole page view
+(:class:`zvpanel.ui.overview.OverviewView`: all of the above, the gaps column and its Panel
+objects).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -43,7 +47,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' PostgreSQL starter, reused
 from zvpanel.config import load_settings  # noqa: E402
 from zvpanel.engine import ResultHub  # noqa: E402
 from zvpanel.storage import Database, utc_text  # noqa: E402
-from zvpanel.storage.overview import last_event_times, store_days, weekly_heat  # noqa: E402
+from zvpanel.storage.overview import (  # noqa: E402
+    PastDays,
+    last_event_times,
+    store_days,
+    weekly_heat,
+)
 
 ZONES = (
     "Europe/Paris",
@@ -217,7 +226,10 @@ def measure_all(target: str | Path, args: argparse.Namespace, now: datetime) -> 
         stores = db.list_stores()
         cameras = [c.id for c in db.list_cameras()]
         print(f"overview of {len(stores)} stores ({db.dialect}, {db.location}):")
-        measure("stores table (store_days)", lambda: store_days(db, stores, now), args.repeats)
+        measure("stores table, all counted", lambda: store_days(db, stores, now), args.repeats)
+        past = PastDays()
+        reused = partial(store_days, db, stores, now, past)
+        measure("stores table, past days reused", reused, args.repeats)
         measure("cameras' last events", lambda: last_event_times(db, cameras), args.repeats)
         measure("heat map of one store", lambda: weekly_heat(db, stores[0], now), args.repeats)
         measure("whole page view (OverviewView)", lambda: overview_view(db), args.repeats)

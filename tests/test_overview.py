@@ -16,6 +16,7 @@ from zvpanel.engine.result import CameraStatus
 from zvpanel.storage import Database, EventFilter, EventRow, occupancy, utc_text
 from zvpanel.storage.overview import (
     TREND_DAYS,
+    PastDays,
     Window,
     entries_in_windows,
     last_event_times,
@@ -283,3 +284,17 @@ def test_camera_health_refreshes_without_counting_again(app, admin, monkeypatch)
     assert list(view.table.value["cameras"]) == ["0/1 online"] and counted == []
     assert view.camera_table.value.loc[0, "state"] == "reconnecting"
     assert view.camera_table.value.loc[0, "reason"] == "stream &lt;lost&gt;"
+
+
+def test_past_days_are_reused_until_they_expire(db, stores):
+    main, _, door, _ = stores
+    ticks = [0.0]
+    past = PastDays(ttl=600, clock=lambda: ticks[0])
+    first = store_days(db, [main], NOW, past)[0]
+    assert first == store_days(db, [main], NOW)[0]
+    late = [(paris(1, 14, 12, 0), "entry"), (paris(1, 15, 12, 0), "entry")]
+    add(db, door, late)  # yesterday's reaches the database late; today's counts at once
+    again = store_days(db, [main], NOW, past)[0]
+    assert (again.daily[-1], again.today) == (first.daily[-1], first.today + 1)
+    ticks[0] = 600.0
+    assert store_days(db, [main], NOW, past)[0].daily[-1] == first.daily[-1] + 1

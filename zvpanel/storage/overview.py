@@ -14,7 +14,9 @@ week's number counts from last week's local midnight to 14:30 local time that da
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time as clock_time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -27,6 +29,8 @@ from .values import Store, parse_utc, utc_text
 __all__ = [
     "Window",
     "StoreDay",
+    "PastDays",
+    "PAST_DAY_SECONDS",
     "COMPARED_WEEKS",
     "TREND_DAYS",
     "entries_in_windows",
@@ -42,6 +46,8 @@ COMPARED_WEEKS = 4
 TREND_DAYS = 7 * COMPARED_WEEKS
 #: Windows counted per query (four parameters each, well under both engines' limits).
 WINDOWS_PER_QUERY = 1000
+#: How long a whole past day's count is reused by :class:`PastDays` (seconds).
+PAST_DAY_SECONDS = 600.0
 _HOUR = timedelta(hours=1)
 
 
@@ -221,12 +227,50 @@ def _hour_starts(start: datetime, end: datetime) -> Iterator[datetime]:
         start += _HOUR
 
 
-def store_days(db: Database, stores: Sequence[Store], now: datetime) -> list[StoreDay]:
-    """The overview row of each store, at ``now`` (aware), in ``stores`` order."""
+class PastDays:
+    """Entries of whole past days, counted once and reused for ``ttl`` seconds.
+
+    A past day changes only when events reach the database late (a node forwarding its
+    outbox after an outage), so the trend may lag that long behind them; today's numbers
+    are always counted afresh. Thread-safe: one instance serves every session of a process.
+    """
+
+    def __init__(
+        self, ttl: float = PAST_DAY_SECONDS, clock: Callable[[], float] = clock_time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, Window], tuple[float, int]] = {}
+
+    def entries(self, db: Database, windows: Sequence[Window], past: Iterable[int]) -> list[int]:
+        """:func:`entries_in_windows`, with the windows at indexes ``past`` (whole past
+        days) taken from earlier counts while they are fresh."""
+        now = self.clock()
+        with self._lock:
+            self._counts = {k: v for k, v in self._counts.items() if now - v[0] < self.ttl}
+            known = {i: self._counts.get((db.location, windows[i])) for i in past}
+        known = {i: hit[1] for i, hit in known.items() if hit is not None}
+        todo = [i for i in range(len(windows)) if i not in known]
+        counted = dict(zip(todo, entries_in_windows(db, [windows[i] for i in todo]), strict=True))
+        with self._lock:
+            for i in set(past) - known.keys():
+                self._counts[(db.location, windows[i])] = (now, counted[i])
+        return [known[i] if i in known else counted[i] for i in range(len(windows))]
+
+
+def store_days(
+    db: Database, stores: Sequence[Store], now: datetime, past_days: PastDays | None = None
+) -> list[StoreDay]:
+    """The overview row of each store, at ``now`` (aware), in ``stores`` order; whole past
+    days are taken from ``past_days`` while fresh (None: everything counted now)."""
     _check_aware(now)
     windows: list[Window] = []
     placed = [_store_windows(s, now, windows) for s in stores]
-    counts = entries_in_windows(db, windows)
+    if past_days is None:
+        counts = entries_in_windows(db, windows)
+    else:
+        counts = past_days.entries(db, windows, [i for at in placed for i in at.days])
     inside = occupancy_now(db, stores, now)
     rows = []
     for store, at in zip(stores, placed, strict=True):

@@ -23,6 +23,7 @@ from ..storage.coverage import StoreGaps, store_gaps
 from ..storage.overview import (
     COMPARED_WEEKS,
     TREND_DAYS,
+    PastDays,
     StoreDay,
     last_event_times,
     store_days,
@@ -51,6 +52,8 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _HTML = {"type": "html"}
 
 Clock = Callable[[], datetime]
+#: Whole past days' counts, shared by every overview session of this process.
+PAST_DAYS = PastDays()
 
 
 def _utc_now() -> datetime:
@@ -159,7 +162,7 @@ class OverviewView(pn.viewable.Viewer):
         now = self.clock()
         flush = self.app.settings.activity_flush_seconds
         self.gaps = store_gaps(self.app.db, self.stores, now=now, flush_seconds=flush)
-        self.days = store_days(self.app.db, self.stores, now)
+        self.days = store_days(self.app.db, self.stores, now, PAST_DAYS)
         self.refresh_health()
 
     def refresh_health(self) -> None:
