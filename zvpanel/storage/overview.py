@@ -6,7 +6,9 @@ weekday of each of the last four weeks up to the same local time, each of the la
 days, each hour of today) and counts the entries of all of them in one query
 (:func:`entries_in_windows`), from the index ``events (store_id, direction, ts_utc)``
 alone. Rolled-up hours (see retention in :mod:`zvpanel.storage.events`) are added like
-the chart queries do: an hour counts when its start is in the window.
+the chart queries do: an hour counts when its start is in the window. The heat map of one
+store counts its 672 local hours of the last four weeks the same way. Whole past days
+may be reused for a while (:class:`PastDays`); today's windows are always counted.
 
 "The same time of day" is the store's local wall-clock time: at 14:30 in Paris, last
 week's number counts from last week's local midnight to 14:30 local time that day.
