@@ -116,8 +116,10 @@ class OverviewView(pn.viewable.Viewer):
         self.clock = clock
         username = claims.username if claims else None
         self.stores = visible_stores(app.db, username)
-        self.cameras = visible_cameras(app.db, username)
         self.store_names = {s.id: s.name for s in self.stores}
+        # Read after the stores: a camera of a store added in between waits for a reload.
+        cameras = visible_cameras(app.db, username)
+        self.cameras = [c for c in cameras if c.store_id in self.store_names]
         self.table = pn.widgets.Tabulator(
             disabled=True,
             selectable=1,
