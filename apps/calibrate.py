@@ -1,5 +1,5 @@
-"""Calibration of a camera: ROI, counting lines, detection rate (``/calibrate``)."""
+"""Calibration of a camera: ROI, counting lines, zones, detection rate (``/calibrate``)."""
 
-from zvpanel.ui.calibration import calibration_page
+from zvpanel.ui.calibration_editor import calibration_page
 
 calibration_page().servable(title="zvpanel · Calibration")

@@ -28,6 +28,10 @@ PAGE_TIMEOUT_MS = 60_000
 #: How long the analytics page may take to show an event the engine has just recorded.
 EVENT_WAIT_S = 120
 VIEWPORT = {"width": 1400, "height": 1000}
+#: How long the calibration page may take to draw the line it loaded (seconds, 2 busy cores).
+LINE_WAIT_S = 60
+#: How long the mouse is held for Bokeh's "press" gesture (its threshold is 300 ms).
+PRESS_S = 0.6
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +152,8 @@ def test_drag_counting_line_and_save(page, server, screenshot_dir):
     before = _db_calibration(server)
     page.goto(server["url"] + "/calibrate")
     page.get_by_text("Valid:").first.wait_for()
-    time.sleep(1.0)  # let Bokeh finish drawing the snapshot and the line
-    shot = _png(page.screenshot(path=str(screenshot_dir / "05-calibration-before.png")))
-    b, g, r = shot[..., 0].astype(int), shot[..., 1].astype(int), shot[..., 2].astype(int)
-    magenta = (r > 200) & (b > 200) & (g < 80)
-    ys, xs = np.nonzero(magenta)
-    assert len(xs) > 100, "the counting line is not drawn"
+    ys, xs = _wait_for_line(page)
+    page.screenshot(path=str(screenshot_dir / "05-calibration-before.png"))
     x, y = float(np.median(xs)), float(np.median(ys))
     page.mouse.move(x, y)
     page.mouse.down()
@@ -185,6 +185,83 @@ def test_drag_counting_line_and_save(page, server, screenshot_dir):
     assert "Preview:" in page.get_by_text("people detected").inner_text()
     time.sleep(1.0)
     page.screenshot(path=str(screenshot_dir / "07-calibration-preview.png"))
+
+
+def _magenta(shot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the counting lines' colour (LINE_COLOUR) in a screenshot."""
+    b, g, r = (shot[..., i].astype(int) for i in range(3))
+    return np.nonzero((r > 200) & (b > 200) & (g < 80))
+
+
+def _wait_for_text(page, text: str) -> None:
+    page.get_by_text(text).first.wait_for()
+
+
+def _wait_for_line(page) -> tuple[np.ndarray, np.ndarray]:
+    """The counting lines' pixels once the plot shows them (it draws after the status)."""
+    deadline = time.monotonic() + LINE_WAIT_S
+    while True:
+        ys, xs = _magenta(_png(page.screenshot()))
+        if len(xs) > 100:
+            time.sleep(1.0)  # and whatever the same update still draws
+            return _magenta(_png(page.screenshot()))
+        assert time.monotonic() < deadline, "the counting line is not drawn"
+        time.sleep(0.5)
+
+
+def test_draw_line_and_zone_by_mouse_and_save(page, server, screenshot_dir):
+    """Draw a new counting line and a zone with the mouse; Save puts both in the database."""
+    page.goto(server["url"] + "/calibrate")
+    _wait_for_text(page, "Valid: 1 line(s)")
+    before = _db_calibration(server)
+    (line,) = before.lines
+    ys, xs = _wait_for_line(page)
+    # The drawing is at scale 1:1: the vertical line's pixels give the image's origin.
+    left, top = float(np.median(xs)) - line.x1, float(ys.min()) - min(line.y1, line.y2)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + x, top + y
+
+    def press(x: float, y: float) -> None:
+        """Bokeh's press (held longer than a tap) starts and ends a drawn shape."""
+        page.mouse.move(*at(x, y), steps=3)
+        page.mouse.down()
+        time.sleep(PRESS_S)
+        page.mouse.up()
+        time.sleep(PRESS_S)  # so the next tap is not taken as a double tap
+
+    def tap(x: float, y: float) -> None:
+        page.mouse.move(*at(x, y), steps=3)
+        page.mouse.click(*at(x, y))
+        time.sleep(PRESS_S)
+
+    page.locator('[title="Draw or move zones"]').first.click()
+    press(500, 150)
+    tap(700, 150)
+    tap(700, 350)
+    press(500, 350)
+    _wait_for_text(page, "1 zone(s)")
+    page.locator('[title="Draw or move counting lines"]').first.click()
+    press(100, 450)
+    press(300, 450)
+    _wait_for_text(page, "Valid: 2 line(s), 1 zone(s)")
+    time.sleep(1.0)
+    page.screenshot(path=str(screenshot_dir / "08-calibration-zone-drawn.png"))
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved and applied").wait_for()
+    after = _db_calibration(server)
+    assert after.lines[0] == line
+    drawn = after.lines[1]
+    assert (drawn.id, drawn.orientation) == ("line-1", "leftToRight")
+    assert [drawn.x1, drawn.y1, drawn.x2, drawn.y2] == pytest.approx([100, 450, 300, 450], abs=4)
+    (zone,) = after.zones
+    assert (zone.id, zone.queue) == ("zone-1", False)
+    corners = [(500, 150), (700, 150), (700, 350), (500, 350)]
+    assert len(zone.points) == 4
+    for (x, y), (cx, cy) in zip(zone.points, corners, strict=True):
+        assert (x, y) == (pytest.approx(cx, abs=4), pytest.approx(cy, abs=4))
+    log = server.log_text()
+    assert "calibration_model" not in log, log[-3000:]  # no traceback through the drawing
 
 
 def test_admin_page_lists_cameras(page, server, screenshot_dir):

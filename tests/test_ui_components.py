@@ -23,17 +23,20 @@ import pandas as pd
 import panel as pn
 import pytest
 from bokeh.document import Document
+from drawing_loop import settle, with_event_loop
 
 from zvpanel.app import App
-from zvpanel.calibration import CountingLine
+from zvpanel.calibration import MAX_DETECTION_FPS, MIN_DETECTION_FPS, Calibration
 from zvpanel.config import load_settings
 from zvpanel.detections import Detections
 from zvpanel.engine.result import CameraStatus, FrameResult
+from zvpanel.sources import iter_frames
 from zvpanel.sources.frame import Frame
 from zvpanel.storage.database import EventRow, utc_text
 from zvpanel.ui.admin import AdminView, admin_page
 from zvpanel.ui.analytics import AnalyticsView, analytics_page
-from zvpanel.ui.calibration import CalibrationEditor, calibration_page, entry_arrow
+from zvpanel.ui.calibration_editor import CalibrationEditor, calibration_page
+from zvpanel.ui.calibration_model import CalibrationDrawing, CalibrationModel
 from zvpanel.ui.live import LiveView, live_page, status_html
 from zvpanel.ui.session import is_admin
 from zvpanel.ui.streaming_image import StreamingImage
@@ -263,88 +266,161 @@ def test_live_grid_of_several_cameras(app, admin, video_path):
 
 
 # ---------------------------------------------------------------------- calibration
-def test_entry_arrow_points_to_entry_side():
-    down = CountingLine(x1=100, y1=0, x2=100, y2=200, orientation="leftToRight")
-    x0, _, x1, _ = entry_arrow(down)
-    assert x1 > x0  # walking left to right is an entry
-    x0, _, x1, _ = entry_arrow(down.model_copy(update={"orientation": "rightToLeft"}))
-    assert x1 < x0
-    across = CountingLine(x1=0, y1=100, x2=200, y2=100, orientation="leftToRight")
-    _, y0, _, y1 = entry_arrow(across)
-    assert y1 < y0  # side +1 (below) -> -1 (above) is an entry: the arrow points up
+# The editor's drawing is a HoloViews plot: the browser's mouse reaches the model through
+# its streams, so the tests send the streams the data dicts a browser would
+# (PolyDraw/PolyEdit: xs/ys per shape; BoxEdit: x0/y0/x1/y1 per box).
+def _lines(editor) -> list[dict]:
+    return editor.model.lines.to_dict("records")
 
 
-def test_calibration_editor_loads_snapshot_and_saved_calibration(app, admin):
+def _drawn_paths(editor) -> list[list[tuple[float, float]]]:
+    """The line paths the plot shows now (the DynamicMap's current element)."""
+    return [[tuple(p) for p in path] for path in editor.drawing.lines.last.split(datatype="array")]
+
+
+def _arrow_dx(editor) -> float:
+    arrow = editor.model.arrows().iloc[0]
+    return arrow["x1"] - arrow["x0"]
+
+
+@with_event_loop
+async def test_calibration_editor_loads_snapshot_and_saved_calibration(app, admin):
     camera = demo_camera(app)
     editor = CalibrationEditor(app, admin, camera.id)
     render(editor.__panel__())
-    assert (editor.width, editor.height) == (768, 576)  # a real frame of data/vtest.avi
+    assert editor.model.frame_size == (768, 576)  # a real frame of data/vtest.avi
+    assert editor.model.image.std() > 10  # a picture, not the blank placeholder
     saved = app.db.get_calibration(camera.id)
-    assert editor.lines_source.data["xs"] == [[saved.lines[0].x1, saved.lines[0].x2]]
-    assert editor.line_inputs[0].value == saved.lines[0].x1
-    assert editor.fps.value == saved.detection_fps
-    assert len(editor.arrow_source.data["x_start"]) == 1
+    assert _lines(editor) == [line.model_dump() for line in saved.lines]
+    assert _drawn_paths(editor) == [[(saved.lines[0].x1, 0.0), (saved.lines[0].x2, 576.0)]]
+    assert editor.lines_table.value.equals(editor.model.lines)
+    assert editor.model.detection_fps == saved.detection_fps
+    assert len(editor.model.arrows()) == 1
     assert editor.status.alert_type == "success"
     assert not editor.save_button.disabled
 
 
-def test_drawing_and_inputs_stay_in_sync(app, admin):
+@with_event_loop
+async def test_drawing_and_tables_stay_in_sync(app, admin):
     editor = CalibrationEditor(app, admin, demo_camera(app).id)
     render(editor.__panel__())
-    # The browser's PolyDraw tool moved the line:
-    editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
-    assert [w.value for w in editor.line_inputs] == [100.0, 50.0, 120.0, 500.0]
-    arrow_before = editor.arrow_source.data["x_end"][0] - editor.arrow_source.data["x_start"][0]
-    # Typing a number moves the drawn line:
-    editor.line_inputs[2].value = 300.0
-    assert editor.lines_source.data["xs"] == [[100.0, 300.0]]
-    # The orientation flips the entry arrow:
-    editor.orientation.value = "rightToLeft"
-    arrow_after = editor.arrow_source.data["x_end"][0] - editor.arrow_source.data["x_start"][0]
-    assert arrow_before > 0 > arrow_after
-    # The browser's BoxEdit tool drew the ROI; the inputs follow:
-    editor.roi_source.data = {"x": [400.0], "y": [300.0], "width": [700.0], "height": [560.0]}
+    # The browser's PolyDraw tool moved the line: the model, the table and the plot follow.
+    editor.drawing.line_draw.event(data={"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]})
+    assert _lines(editor) == [
+        {"id": "door", "x1": 100.0, "y1": 50.0, "x2": 120.0, "y2": 500.0,
+         "orientation": "leftToRight"}
+    ]  # fmt: skip
+    assert editor.lines_table.value["x1"].tolist() == [100.0]
+    assert _drawn_paths(editor) == [[(100.0, 50.0), (120.0, 500.0)]]
+    # The plot's read-back of what it drew changes nothing (no ping-pong).
+    before = editor.model.lines
+    await settle()
+    assert editor.model.lines is before
+    # Typing into the table moves the drawn line; the orientation flips the entry arrow.
+    arrow_before = _arrow_dx(editor)
+    edited = editor.lines_table.value.copy()
+    edited.loc[0, ["x2", "orientation"]] = [300.0, "rightToLeft"]
+    editor.lines_table.value = edited
+    assert _drawn_paths(editor) == [[(100.0, 50.0), (300.0, 500.0)]]
+    assert arrow_before > 0 > _arrow_dx(editor)
+    # The browser's BoxEdit tool drew the ROI; the inputs follow...
+    editor.drawing.roi_edit.event(data={"x0": [50.0], "y0": [580.0], "x1": [750.0], "y1": [20.0]})
     assert [w.value for w in editor.roi_inputs] == [50.0, 20.0, 750.0, 580.0]
-    assert editor.roi_enabled.value
-    # ...and typed ROI values move the box:
+    assert editor.use_roi.value
+    # ...and a typed ROI value moves the box.
     editor.roi_inputs[0].value = 60.0
-    assert editor.roi_source.data["x"] == [405.0]
-    # PolyDraw drew a second line: it gets a name and the default orientation.
-    editor.lines_source.data = {
-        "xs": [[100.0, 300.0], [200.0, 600.0]],
-        "ys": [[50.0, 500.0], [100.0, 100.0]],
-    }
-    assert [ln["id"] for ln in editor.lines] == ["door", "line-1"]
-    assert editor.lines[1]["orientation"] == "leftToRight"
-    assert list(editor.line_select.options) == ["door", "line-1"]
+    assert editor.drawing.roi.last.data[["x0", "x1"]].values.tolist() == [[60.0, 750.0]]
+    # PolyDraw drew a second line (with a stray middle vertex): it gets a name and the
+    # default orientation, and is first-to-last.
+    editor.drawing.line_draw.event(
+        data={"xs": [[100.0, 300.0], [200.0, 400.0, 600.0]], "ys": [[50.0, 500.0], [100.0] * 3]}
+    )
+    assert [(ln["id"], ln["orientation"]) for ln in _lines(editor)] == [
+        ("door", "rightToLeft"),
+        ("line-1", "leftToRight"),
+    ]
+    assert _lines(editor)[1]["x2"] == 600.0
+    assert editor.lines_table.value["id"].tolist() == ["door", "line-1"]
+    await settle()
+    assert len(_lines(editor)) == 2
+
+
+@with_event_loop
+async def test_zones_drawn_named_and_saved(app, admin):
+    camera = demo_camera(app)
+    editor = CalibrationEditor(app, admin, camera.id)
+    render(editor.__panel__())
+    square = {"xs": [[400.0, 600.0, 600.0, 400.0]], "ys": [[200.0, 200.0, 400.0, 400.0]]}
+    editor.drawing.zone_draw.event(data=square)
+    assert editor.model.zones["id"].tolist() == ["zone-1"]
+    assert "1 zone(s)" in editor.status.object and editor.status.alert_type == "success"
+    # Its name and queue flag are edited in the zones table; PolyEdit moves a corner.
+    table = editor.zones_table.value.copy()
+    table.loc[0, ["id", "queue"]] = ["till", True]
+    editor.zones_table.value = table
+    moved = {"xs": [[400.0, 650.0, 600.0, 400.0]], "ys": square["ys"]}
+    editor.drawing.zone_edit.event(data=moved)
+    assert editor.model.zones.to_dict("records") == [
+        {"id": "till", "queue": True,
+         "points": ((400.0, 200.0), (650.0, 200.0), (600.0, 400.0), (400.0, 400.0))}
+    ]  # fmt: skip
+    drawn = editor.drawing.zones.last.split(datatype="array")
+    assert [tuple(p) for p in drawn[0]][:4] == list(editor.model.zones["points"][0])
+    await settle()  # the plot's read-back (a closed polygon) leaves the zone as it is
+    assert len(editor.model.zones["points"][0]) == 4
+    assert editor.save() is True, editor.status.object
+    (zone,) = app.db.get_calibration(camera.id).zones
+    assert (zone.id, zone.queue, zone.points[1]) == ("till", True, (650.0, 200.0))
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda e: setattr(e.line_inputs[2], "value", 5000.0), "outside the 768x576 frame"),
-        (lambda e: setattr(e.line_inputs[3], "value", e.line_inputs[1].value + 3), "px long"),
-        (lambda e: setattr(e.fps, "value", 100.0), "detection_fps"),
         (
-            lambda e: setattr(
-                e.roi_source,
-                "data",
-                {"x": [600.0], "y": [288.0], "width": [200.0], "height": [576.0]},
+            lambda e: e.drawing.line_draw.event(data={"xs": [[100.0, 5000.0]], "ys": [[0, 500]]}),
+            "outside the 768x576 frame",
+        ),
+        (
+            lambda e: e.drawing.line_draw.event(data={"xs": [[100.0, 100.0]], "ys": [[50, 53]]}),
+            "px long",
+        ),
+        (
+            lambda e: e.drawing.roi_edit.event(
+                data={"x0": [500.0], "y0": [0.0], "x1": [700.0], "y1": [576.0]}
             ),
             "is outside the roi",
         ),
+        (
+            lambda e: e.drawing.zone_draw.event(
+                data={"xs": [[100.0, 105.0, 105.0]], "ys": [[100.0, 100.0, 105.0]]}
+            ),
+            "zone 'zone-1' has an area",
+        ),
+        (
+            lambda e: e.drawing.zone_draw.event(
+                data={"xs": [[100.0, 400.0, 400.0, 250.0, 100.0]],
+                      "ys": [[100.0, 100.0, 300.0, 50.0, 300.0]]}
+            ),
+            "edges cross",
+        ),
+        (
+            lambda e: e.drawing.zone_draw.event(
+                data={"xs": [[100.0, 300.0, 300.0]], "ys": [[100.0, 100.0, 900.0]]}
+            ),
+            "vertex (300, 900) is outside the 768x576 frame",
+        ),
     ],
-    ids=["line-outside-frame", "zero-length-line", "rate-too-high", "roi-without-line"],
-)
-def test_validation_messages(app, admin, change, message):
+    ids=["line-outside-frame", "short-line", "roi-without-line", "tiny-zone", "twisted-zone",
+         "zone-outside-frame"],
+)  # fmt: skip
+@with_event_loop
+async def test_validation_messages_while_drawing(app, admin, change, message):
     camera = demo_camera(app)
     before = app.db.get_calibration(camera.id)
     editor = CalibrationEditor(app, admin, camera.id)
     render(editor.__panel__())
-    editor.roi_source.data = {"x": [384.0], "y": [288.0], "width": [760.0], "height": [576.0]}
+    editor.drawing.roi_edit.event(data={"x0": [4.0], "y0": [0.0], "x1": [764.0], "y1": [576.0]})
     assert editor.status.alert_type == "success"
-    if message == "px long":  # a short line: make it vertical first, then shrink it
-        editor.line_inputs[2].value = editor.line_inputs[0].value
     change(editor)
     assert editor.status.alert_type == "danger"
     assert message in editor.status.object
@@ -352,27 +428,40 @@ def test_validation_messages(app, admin, change, message):
     assert app.db.get_calibration(camera.id) == before
 
 
-def test_badly_placed_line_gets_a_warning_and_can_still_be_saved(app, admin):
+def test_rate_out_of_bounds_is_refused_by_name(app, admin):
+    editor = CalibrationEditor(app, admin, demo_camera(app).id)
+    assert (editor.fps.start, editor.fps.end) == (MIN_DETECTION_FPS, MAX_DETECTION_FPS)
+    with pytest.raises(ValueError, match="detection_fps"):
+        editor.model.detection_fps = 100.0
+    assert editor.model.detection_fps == app.db.get_calibration(demo_camera(app).id).detection_fps
+
+
+@with_event_loop
+async def test_badly_placed_line_gets_a_warning_and_can_still_be_saved(app, admin):
     camera = demo_camera(app)
     editor = CalibrationEditor(app, admin, camera.id)
     render(editor.__panel__())
-    editor.roi_enabled.value = False
+    editor.use_roi.value = False
     # Along the bottom edge of the 768x576 frame: valid, but few people's feet get there.
-    editor.lines_source.data = {"xs": [[10.0, 700.0]], "ys": [[572.0, 572.0]]}
+    editor.drawing.line_draw.event(data={"xs": [[10.0, 700.0]], "ys": [[572.0, 572.0]]})
     assert editor.status.alert_type == "warning"
     assert "Check the placement" in editor.status.object and "edge" in editor.status.object
+    assert [w.code for w in editor.model.warnings] == ["near_edge"]
     assert editor.save() is True
     assert app.db.get_calibration(camera.id).lines[0].y1 == 572.0
 
 
-def test_admin_saves_calibration(app, admin):
+@with_event_loop
+async def test_admin_saves_calibration(app, admin):
     camera = demo_camera(app)
     editor = CalibrationEditor(app, admin, camera.id)
     render(editor.__panel__())
-    editor.lines_source.data = {"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]}
-    editor.orientation.value = "rightToLeft"
+    editor.drawing.line_draw.event(data={"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]})
+    table = editor.lines_table.value.copy()
+    table.loc[0, "orientation"] = "rightToLeft"
+    editor.lines_table.value = table
     editor.fps.value = 4.0
-    editor.roi_enabled.value = False
+    editor.use_roi.value = False
     assert editor.save() is True
     saved = app.db.get_calibration(camera.id)
     assert saved.roi is None and saved.detection_fps == 4.0
@@ -387,13 +476,14 @@ def test_admin_saves_calibration(app, admin):
     assert "Saved" in editor.status.object
 
 
-def test_viewer_cannot_save_calibration(app, viewer):
+@with_event_loop
+async def test_viewer_cannot_save_calibration(app, viewer):
     camera = demo_camera(app)
     before = app.db.get_calibration(camera.id)
     editor = CalibrationEditor(app, viewer, camera.id)
     render(editor.__panel__())
     assert editor.save_button.disabled
-    editor.lines_source.data = {"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]}
+    editor.drawing.line_draw.event(data={"xs": [[200.0, 210.0]], "ys": [[20.0, 560.0]]})
     assert editor.save() is False
     assert "only admins" in editor.status.object
     assert app.db.get_calibration(camera.id) == before
@@ -407,22 +497,53 @@ def test_demoted_admin_cannot_save(app, admin):
     assert "only admins" in editor.status.object
 
 
+@with_event_loop
+async def test_calibration_model_and_drawing_without_a_server(video_path):
+    """What a notebook does: a model on a local frame, drawn and edited, no app at all."""
+    image = next(iter_frames(str(video_path), max_frames=1)).image
+    model = CalibrationModel()
+    model.load(image, Calibration.single_line(300, 100, 300, 500))
+    drawing = CalibrationDrawing(model=model)
+    figure = hv.render(drawing.overlay, backend="bokeh")
+    tools = sorted(type(tool).__name__ for tool in figure.tools)
+    assert [t for t in tools if "Edit" in t or "Draw" in t] == [
+        "BoxEditTool", "PolyDrawTool", "PolyDrawTool", "PolyEditTool"
+    ]  # fmt: skip
+    (vertices,) = [tool for tool in figure.tools if type(tool).__name__ == "PolyEditTool"]
+    assert len(vertices.renderers) == 2  # one vertex tool moves line ends and zone corners
+    drawing.line_draw.event(data={"xs": [[300.0, 500.0]], "ys": [[100.0, 500.0]]})
+    drawing.zone_draw.event(data={"xs": [[0.0, 200.0, 200.0]], "ys": [[0.0, 0.0, 200.0]]})
+    assert model.problem == "" and model.calibration.lines[0].x2 == 500.0
+    assert model.calibration.zones[0].id == "zone-1"
+    assert [w.code for w in model.warnings] == []
+    drawing.line_draw.event(data={"xs": [[300.0, 300.0]], "ys": [[100.0, 104.0]]})
+    assert model.calibration is None and "px long" in model.problem
+    # A line being drawn is a point at first: no entry side, no arrow, no error.
+    drawing.line_draw.event(data={"xs": [[300.0, 300.0]], "ys": [[100.0, 100.0]]})
+    assert "px long" in model.problem and model.arrows().empty
+    # The frame it shows is the snapshot, in image pixels (y down).
+    rgb = drawing.overlay[()].get(0)
+    assert rgb.bounds.lbrt() == (0, 0, 768, 576)
+
+
 @pytest.mark.model
-def test_preview_detects_people_with_unsaved_roi(app, admin):
+@with_event_loop
+async def test_preview_detects_people_with_unsaved_roi(app, admin):
     app.start_detector()
     camera = demo_camera(app)
     editor = CalibrationEditor(app, admin, camera.id)
     render(editor.__panel__())
     everywhere = editor.preview()
     assert everywhere and everywhere > 0
-    assert len(editor.detection_source.data["left"]) == everywhere
-    confidences = [float(c) for c in editor.detection_source.data["label"]]
+    boxes = editor.drawing.overlay[()].get(1)  # drawn over the snapshot
+    assert len(boxes) == len(editor.model.preview) == everywhere
+    confidences = editor.model.preview["confidence"].tolist()
     assert all(0 < c < 1 for c in confidences) and len(set(confidences)) > 1
     # A small unsaved ROI around the line: fewer people, all inside it.
-    editor.roi_source.data = {"x": [345.6], "y": [288.0], "width": [120.0], "height": [576.0]}
+    editor.drawing.roi_edit.event(data={"x0": [285.6], "y0": [0.0], "x1": [405.6], "y1": [576.0]})
     inside = editor.preview()
     assert inside is not None and inside < everywhere
-    assert all(left >= 285.6 - 1 for left in editor.detection_source.data["left"])
+    assert (editor.model.preview["x0"] >= 285.6 - 1).all()
     assert app.db.get_calibration(camera.id).roi is None  # nothing was saved
 
 

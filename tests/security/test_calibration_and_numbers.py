@@ -24,6 +24,7 @@ import numpy as np
 import param
 import pytest
 from bokeh.document import Document
+from drawing_loop import settle, with_event_loop
 from serving import Server, login, panel_server
 from tornado.websocket import websocket_connect
 
@@ -37,7 +38,8 @@ from zvpanel.numbers import refuse_json_constant
 from zvpanel.sources.capture import iter_frames
 from zvpanel.sources.frame import Frame
 from zvpanel.storage.database import Database
-from zvpanel.ui.calibration import LINE_COLOUR, CalibrationEditor
+from zvpanel.ui.calibration_editor import CalibrationEditor
+from zvpanel.ui.calibration_model import LINE_COLOUR
 from zvpanel.web.auth import issue_token, verify_token
 from zvpanel.web.jpeg import FrameEncoder
 from zvpanel.web.routes import build_routes
@@ -171,7 +173,8 @@ def test_switching_cameras_saves_each_camera_its_own_line(server: Server, launch
     assert "_pending_writes" not in log and "RuntimeError" not in log, log[-3000:]
 
 
-def test_save_while_a_picked_camera_loads_waits_for_its_lines(app, video_path):
+@with_event_loop
+async def test_save_while_a_picked_camera_loads_waits_for_its_lines(app, video_path):
     """The state a worker thread leaves between the Select changing and the picked
     camera's lines being shown: Save writes nothing then, and the picked camera's own
     calibration once it is shown."""
@@ -185,16 +188,18 @@ def test_save_while_a_picked_camera_loads_waits_for_its_lines(app, video_path):
     with param.discard_events(editor.camera_select):  # picked; not loaded yet
         editor.camera_select.value = second.id
     assert editor.loading and editor.camera_id == demo.id
-    shown = [dict(line) for line in editor.lines]
+    shown = editor.model.lines
     # A drag of the demo camera's line that arrives now is dropped with its picture.
-    editor.lines_source.data = {"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]}
-    assert editor.lines == shown
+    editor.drawing.line_draw.event(data={"xs": [[100.0, 120.0]], "ys": [[50.0, 500.0]]})
+    assert editor.model.lines is shown
     assert editor.save() is False
     assert "Saving once" in editor.status.object
     assert {c: app.db.calibration_updated_at(c) for c in before} == before
     editor.load_camera()  # the worker's part: the lines shown, then the save
+    await settle()  # the save it scheduled (the page's Save button, in the document)
     assert editor.camera_id == second.id
-    assert editor.lines_source.data["xs"] == [[80.0, 680.0]]  # its own line drawn
+    (drawn,) = editor.drawing.lines.last.split(datatype="array")  # its own line drawn
+    assert drawn.tolist() == [[80.0, 300.0], [680.0, 300.0]]
     assert app.db.calibration_updated_at(second.id) != before[second.id]
     assert app.db.get_calibration(second.id) == SECOND_CALIBRATION
     assert app.db.calibration_updated_at(demo.id) == before[demo.id]
@@ -441,35 +446,56 @@ def test_feed_camera_ids_are_ascii_digits_only(feed, spelling):
 
 
 # ---------------------------------------------------------------------- item 8: the page
+def _typed_line(editor, column: str, value) -> None:
+    """Type ``value`` into the lines table's first row (as a browser's cell edit does)."""
+    table = editor.lines_table.value.copy()
+    table[column] = table[column].astype(object)
+    table.loc[0, column] = value
+    editor.lines_table.value = table
+
+
 @pytest.mark.parametrize(
     "change, named, says",
     [
-        (lambda e: setattr(e.line_inputs[0], "value", math.nan), "lines.0.x1", "finite"),
-        (lambda e: setattr(e.line_inputs[3], "value", math.inf), "lines.0.y2", "finite"),
+        (lambda e: _typed_line(e, "x1", math.nan), "lines.0.x1", "finite"),
+        (lambda e: _typed_line(e, "y2", math.inf), "lines.0.y2", "finite"),
         (lambda e: setattr(e.roi_inputs[2], "value", math.nan), "roi.2", "finite"),
-        (lambda e: setattr(e.fps, "value", math.inf), "detection_fps", "finite"),
         (
-            lambda e: setattr(
-                e.lines_source, "data", {"xs": [[1.0, math.nan]], "ys": [[0.0, 9.0]]}
-            ),
+            lambda e: e.drawing.line_draw.event(data={"xs": [[1.0, math.nan]], "ys": [[0.0, 9.0]]}),
             "lines.0.x2",
             "finite",
         ),
         # An emptied input is named too, not taken as 0.
-        (lambda e: setattr(e.line_inputs[0], "value", None), "lines.0.x1", "valid number"),
+        (lambda e: _typed_line(e, "x1", None), "lines.0.x1", "valid number"),
         (lambda e: setattr(e.roi_inputs[1], "value", None), "roi.1", "valid number"),
     ],
-    ids=["x1-nan", "y2-inf", "roi-nan", "fps-inf", "drawn-nan", "x1-empty", "roi-empty"],
+    ids=["x1-nan", "y2-inf", "roi-nan", "drawn-nan", "x1-empty", "roi-empty"],
 )
-def test_calibration_page_refuses_numbers_that_are_not_finite(app, change, named, says):
+@with_event_loop
+async def test_calibration_page_refuses_numbers_that_are_not_finite(app, change, named, says):
     camera = app.db.list_cameras()[0]
     before = app.db.get_calibration(camera.id)
     claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
     editor = CalibrationEditor(app, claims, camera.id)
     editor.__panel__().get_root(Document())
-    editor.roi_enabled.value = True
+    editor.use_roi.value = True
     change(editor)
     assert editor.status.alert_type == "danger"
     assert named in editor.status.object and says in editor.status.object
     assert editor.save() is False
+    assert app.db.get_calibration(camera.id) == before
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, None, 100.0])
+def test_calibration_page_rate_refuses_numbers_that_are_not_finite(app, value):
+    """The rate is a bounded parameter: its slider cannot send such a value, and the
+    model refuses one by name; the rate shown and saved stays the last good one."""
+    camera = app.db.list_cameras()[0]
+    before = app.db.get_calibration(camera.id)
+    claims = verify_token(app.settings, issue_token(app.settings, "admin", admin=True))
+    editor = CalibrationEditor(app, claims, camera.id)
+    with pytest.raises(ValueError, match="detection_fps"):
+        editor.model.detection_fps = value
+    assert editor.fps.value == editor.model.detection_fps == before.detection_fps
+    assert editor.save() is True
     assert app.db.get_calibration(camera.id) == before

@@ -388,7 +388,7 @@ class AnalyticsView(pn.viewable.Viewer):
     def _snapshot(self, camera_id: int) -> np.ndarray | None:
         """The camera's frame, taken once per page (opening a stream takes a while)."""
         if camera_id not in self._snapshots:
-            from .calibration import take_snapshot
+            from .calibration_editor import take_snapshot
 
             try:
                 self._snapshots[camera_id] = take_snapshot(self.app, camera_id)
