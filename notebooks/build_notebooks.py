@@ -270,6 +270,37 @@ plots.in_image_space(
 line_reliability(tracks, best, frame_size).round(2)
 """
     ),
+    new_markdown_cell(
+        "## Move it yourself\n\n"
+        "The calibration page's editor on this frame: drag the magenta line (or its ends "
+        "with the vertex tool), draw orange zones with the zone tool (double-click to start "
+        "and to finish), shift-drag a region of interest. The check below the table "
+        "follows every drag; `model.calibration` is the result."
+    ),
+    new_code_cell(
+        """\
+import panel as pn
+
+from zvpanel.ui.calibration_model import CalibrationDrawing, CalibrationModel
+
+pn.extension("tabulator")
+model = CalibrationModel()
+model.load(first.image, parse_calibration({"lines": [best[0].model_dump()]}))
+
+
+def check(calibration):
+    if calibration is None:
+        return model.problem
+    return "\\n".join(w.message for w in model.warnings) or "Valid, no placement warning."
+
+
+pn.Column(
+    CalibrationDrawing(model=model),
+    pn.widgets.Tabulator.from_param(model.param.lines, show_index=False),
+    pn.bind(check, model.param.calibration),
+)
+"""
+    ),
     new_markdown_cell("## Suggested line, checked"),
     new_code_cell(
         """\
