@@ -239,9 +239,6 @@ class Watch:
             with contextlib.suppress(PlaywrightError):
                 self.received.append(response.text())
 
-    def text_inputs(self) -> list[str]:
-        return self.page.locator("input, textarea").evaluate_all("els => els.map(e => e.value)")
-
     def options(self) -> list[str]:
         return self.page.locator("select option").evaluate_all("els => els.map(e => e.textContent)")
 
@@ -342,10 +339,7 @@ def _open_every_page(tab: Watch, hostile: Hostile, who: str) -> None:
             label = f"{CAMERA_CLI} (#{hostile.cli_camera_id})"
             assert label in tab.options()
             _field(page, "Camera").select_option(label=label)
-            deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
-            while LINE_HOSTILE not in tab.text_inputs() + tab.options():
-                assert time.monotonic() < deadline, "the hostile line id is not shown"
-                time.sleep(0.5)
+            _wait_for_text(tab, LINE_HOSTILE)  # a cell of the lines table, as text
             # The camera that cannot connect: its snapshot error names the source, masked.
             secret = next(o for o in tab.options() if o.endswith(f"(#{hostile.secret_camera_id})"))
             _field(page, "Camera").select_option(label=secret)
