@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from zvpanel.app import get_app
+from zvpanel.memory import tune_malloc
 from zvpanel.web.log_redaction import install_log_redaction
 
 #: zvpanel's messages in the server log: start-up, logins, camera errors.
@@ -25,6 +26,7 @@ if not logging.getLogger().handlers:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 install_log_redaction()
 
+tune_malloc()  # before the model's and the cameras' threads: see zvpanel.memory
 app = get_app()
 logging.getLogger("zvpanel.serve").info(
     "zvpanel ready: database %s, cameras running %s",

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ..errors import ZvpanelError
+from ..memory import tune_malloc
 
 __all__ = ["main", "build_parser"]
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_malloc()  # before any thread: see zvpanel.memory
     try:
         return int(args.func(args) or 0)
     except ZvpanelError as error:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..calibration import Calibration
 from ..crops import CropSettings
 from ..errors import NotFoundError, ZvpanelError
+from ..memory import tune_malloc
 from ..sources import mask_source
 from .hub import ResultHub
 from .result import CameraStatus
@@ -88,6 +89,8 @@ class Engine:
             if self._running:
                 return
             self._running = True
+            # Before the camera threads exist: they would each get a malloc arena of their own.
+            tune_malloc()
             # Listening first, so no change made while the cameras start is missed.
             if hasattr(self.db, "subscribe"):
                 self._unsubscribe = self.db.subscribe(self._on_change)
