@@ -63,6 +63,7 @@ from zvpanel.calibration import parse_calibration
 from zvpanel.config import PROJECT_ROOT, load_settings
 from zvpanel.detection import GatedDetector, YoloDetector
 from zvpanel.engine import HARDWARE_LIMITED_RATIO, Engine, ResultHub
+from zvpanel.memory import tune_malloc
 from zvpanel.pipeline import CountingPipeline, FrameSampler, run_offline
 from zvpanel.sources import Frame, iter_frames
 from zvpanel.storage import Database, EventWriter
@@ -492,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_soak(args: argparse.Namespace, plan: Plan) -> int:
     """The new method alone in this process: ``args.soak`` idle cameras for the soak's
     minutes, with rates and RSS every minute and at the end."""
+    tune_malloc()  # as the server's --setup does, before the model's threads
     settings = load_settings(**({"model": args.model} if args.model else {}))
     detector = YoloDetector.from_settings(settings)
     print(f"   RSS with the model loaded: {rss_mb():.0f} MB", flush=True)
