@@ -143,7 +143,9 @@ def test_a_line_the_calibration_refuses_keeps_the_last_counts(view):
 
 def test_sliders_are_bounded_by_the_cache(cache, gt, video_path):
     image = next(iter_frames(video_path, max_frames=1)).image
-    view = TuningView(cache, gt, image, line=VERTICAL)
+    view = TuningView(cache, gt, image)
+    assert view.line == (384.0, 0.0, 384.0, 576.0)  # through the middle of the frame
+    assert view.error == ""
     assert view.param.confidence.bounds[0] == BASE_CONFIDENCE
     assert view.param.detection_fps.bounds[1] == cache.fps
     with pytest.raises(ValueError, match="confidence"):

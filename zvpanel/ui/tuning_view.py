@@ -46,7 +46,8 @@ class TuningView(pn.viewable.Viewer):
     line = param.NumericTuple(
         default=(0.0, 0.0, 1.0, 1.0),
         length=4,
-        doc="The counting line x1, y1, x2, y2 in frame pixels (drawn or dragged on the frame).",
+        doc="The counting line x1, y1, x2, y2 in frame pixels (drawn or dragged on the frame); "
+        "by default a vertical line through the middle of the frame.",
     )
     confidence = param.Number(
         default=0.25, bounds=(0.01, 0.95), step=0.05, doc="Detections below it are ignored."
@@ -83,6 +84,8 @@ class TuningView(pn.viewable.Viewer):
         track_buffer: int = 30,
         **params,
     ) -> None:
+        height, width = image.shape[:2]
+        params.setdefault("line", (width / 2, 0.0, width / 2, float(height)))  # a first line
         super().__init__(**params)
         self.cache, self.gt, self.image = cache, gt, image
         self.imgsz, self.tracker, self.track_buffer = int(imgsz), tracker, int(track_buffer)
