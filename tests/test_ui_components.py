@@ -275,7 +275,8 @@ def _lines(editor) -> list[dict]:
 
 def _drawn_paths(editor) -> list[list[tuple[float, float]]]:
     """The line paths the plot shows now (the DynamicMap's current element)."""
-    return [[tuple(p) for p in path] for path in editor.drawing.lines.last.split(datatype="array")]
+    paths = editor.drawing.lines.last.split(datatype="array", dimensions=["x", "y"])
+    return [[tuple(p) for p in path] for path in paths]
 
 
 def _arrow_dx(editor) -> float:
@@ -343,6 +344,9 @@ async def test_drawing_and_tables_stay_in_sync(app, admin):
     assert editor.lines_table.value["id"].tolist() == ["door", "line-1"]
     await settle()
     assert len(_lines(editor)) == 2
+    # Deleting the first line (Backspace) sends the second alone: it keeps its own name.
+    editor.drawing.line_draw.event(data={"xs": [[200.0, 600.0]], "ys": [[100.0, 100.0]]})
+    assert [(ln["id"], ln["x1"]) for ln in _lines(editor)] == [("line-1", 200.0)]
 
 
 @with_event_loop
@@ -364,7 +368,7 @@ async def test_zones_drawn_named_and_saved(app, admin):
         {"id": "till", "queue": True,
          "points": ((400.0, 200.0), (650.0, 200.0), (600.0, 400.0), (400.0, 400.0))}
     ]  # fmt: skip
-    drawn = editor.drawing.zones.last.split(datatype="array")
+    drawn = editor.drawing.zones.last.split(datatype="array", dimensions=["x", "y"])
     assert [tuple(p) for p in drawn[0]][:4] == list(editor.model.zones["points"][0])
     await settle()  # the plot's read-back (a closed polygon) leaves the zone as it is
     assert len(editor.model.zones["points"][0]) == 4

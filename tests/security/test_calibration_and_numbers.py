@@ -198,7 +198,8 @@ async def test_save_while_a_picked_camera_loads_waits_for_its_lines(app, video_p
     editor.load_camera()  # the worker's part: the lines shown, then the save
     await settle()  # the save it scheduled (the page's Save button, in the document)
     assert editor.camera_id == second.id
-    (drawn,) = editor.drawing.lines.last.split(datatype="array")  # its own line drawn
+    # Its own line drawn:
+    (drawn,) = editor.drawing.lines.last.split(datatype="array", dimensions=["x", "y"])
     assert drawn.tolist() == [[80.0, 300.0], [680.0, 300.0]]
     assert app.db.calibration_updated_at(second.id) != before[second.id]
     assert app.db.get_calibration(second.id) == SECOND_CALIBRATION

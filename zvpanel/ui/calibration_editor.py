@@ -130,15 +130,6 @@ class CalibrationEditor(pn.viewable.Viewer):
         )
 
     # ------------------------------------------------------------------ threads
-    def _in_document(self, change: Callable[[], object]) -> None:
-        """Run ``change`` in the document: at once when this thread holds it (or there is
-        no server session: tests, notebooks), else on the server's next tick."""
-        doc = pn.state.curdoc
-        if doc is None or doc.session_context is None:
-            change()
-        else:
-            pn.state.execute(change)
-
     async def _under_lock(self, compute: Callable[[], T]) -> T:
         """``compute()`` run under the document's lock, awaited from a coroutine."""
         doc = pn.state.curdoc
@@ -169,7 +160,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         """Snapshot the picked camera and show its saved calibration (or a default)."""
         camera_id = self.camera_select.value
         self.save_button.disabled = True  # a Panel widget: safe from any thread
-        self._in_document(partial(self._show_camera, *self._read_camera(camera_id)))
+        pn.state.execute(partial(self._show_camera, *self._read_camera(camera_id)))
 
     def _read_camera(
         self, camera_id: int
@@ -208,7 +199,7 @@ class CalibrationEditor(pn.viewable.Viewer):
         """A new snapshot of the shown camera (its calibration stays as edited)."""
         camera_id = self.loaded_camera_id
         image, error = self._snapshot(camera_id)
-        self._in_document(partial(self._show_snapshot, camera_id, image, error))
+        pn.state.execute(partial(self._show_snapshot, camera_id, image, error))
 
     def _show_snapshot(self, camera_id: int, image: np.ndarray | None, error: str | None) -> None:
         if camera_id != self.loaded_camera_id or self.loading:
@@ -241,36 +232,29 @@ class CalibrationEditor(pn.viewable.Viewer):
             self.show(summary, "success")
 
     def preview(self) -> int | None:
-        """Run detection with the UNSAVED ROI on the snapshot; draw boxes; return their number."""
-        calibration = self.model.calibration
-        if calibration is None:
-            return None
-        image = self.model.image
-        return self._show_preview(calibration, self.app.detector.detect(image, calibration.roi))
+        """Run detection with the UNSAVED ROI on the snapshot; draw boxes; return their number.
 
-    async def _preview_clicked(self, event=None) -> None:
-        """The button: the model runs in a worker thread, so the server's event loop (other
-        sessions, the video streams) does not wait for it."""
+        Any thread: the model and the status are parameters and Panel panes."""
         calibration, camera_id, image = self.model.calibration, self.camera_id, self.model.image
         if calibration is None:
-            return
-        self.preview_button.loading = True
-        try:
-            detections = await asyncio.to_thread(self.app.detector.detect, image, calibration.roi)
-        finally:
-            self.preview_button.loading = False
-        await self._under_lock(partial(self._show_preview, calibration, detections, camera_id))
-
-    def _show_preview(
-        self, calibration: Calibration, detections, camera_id: int | None = None
-    ) -> int | None:
-        if camera_id is not None and camera_id != self.camera_id:
+            return None
+        detections = self.app.detector.detect(image, calibration.roi)
+        if camera_id != self.camera_id:
             return None  # boxes of a camera no longer shown
         boxes = pd.DataFrame(detections.xyxy, columns=["x0", "y0", "x1", "y1"])
         self.model.preview = boxes.assign(confidence=detections.confidence)
         where = "in the region of interest" if calibration.roi else "in the frame"
         self.show(f"Preview: {len(detections)} people detected {where} (not saved).", "info")
         return len(detections)
+
+    async def _preview_clicked(self, event=None) -> None:
+        """The button: the model runs in a worker thread, so the server's event loop (other
+        sessions, the video streams) does not wait for it."""
+        self.preview_button.loading = True
+        try:
+            await asyncio.to_thread(self.preview)
+        finally:
+            self.preview_button.loading = False
 
     def save(self) -> bool:
         """Validate, write the database, apply to the running engine. Admins only.

@@ -188,36 +188,29 @@ class CalibrationModel(param.Parameterized):
 
     # ------------------------------------------------------------------ what the mouse did
     def draw_lines(self, data: dict) -> None:
-        """A ``PolyDraw``/``PolyEdit`` stream's paths: the lines, by position.
+        """A ``PolyDraw``/``PolyEdit`` stream's paths: the lines.
 
-        A line keeps the id and orientation of the row at its position; a new one gets a
-        free id. PolyDraw may leave more than two vertices: a line is first-to-last.
+        A path keeps the id and orientation of the row it was drawn from (see
+        :func:`_drawn`); a new one gets a free id. PolyDraw may leave more than two vertices: a line is first-to-last.
         """
         rows, taken = [], set(self.zones["id"])
-        for i, (xs, ys) in enumerate(zip(data.get("xs", []), data.get("ys", []), strict=False)):
+        for old, xs, ys in _drawn(self.lines, data, _line_key):
             if len(xs) < 2:
                 continue  # a line being drawn: one click so far
-            old = self.lines.iloc[i] if i < len(self.lines) else None
             line_id = old["id"] if old is not None else _free_id("line", taken)
             taken.add(line_id)
             drawn = _rounded((xs[0], ys[0], xs[-1], ys[-1]))
             ends = dict(zip(("x1", "y1", "x2", "y2"), drawn, strict=True))
             if old is not None:  # a typed gap drawn comes back as NaN: it stays what it was
                 ends |= {k: old[k] for k, v in ends.items() if not _finite(v, old[k])}
-            rows.append(
-                {
-                    "id": line_id,
-                    **ends,
-                    "orientation": old["orientation"] if old is not None else "leftToRight",
-                }
-            )
+            orientation = old["orientation"] if old is not None else "leftToRight"
+            rows.append({"id": line_id, **ends, "orientation": orientation})
         self._set_if_changed("lines", _table(LINE_COLUMNS, rows))
 
     def draw_zones(self, data: dict) -> None:
-        """A ``PolyDraw``/``PolyEdit`` stream's polygons: the zones, by position."""
+        """A ``PolyDraw``/``PolyEdit`` stream's paths: the zones (like :meth:`draw_lines`)."""
         rows, taken = [], set(self.lines["id"])
-        for i, (xs, ys) in enumerate(zip(data.get("xs", []), data.get("ys", []), strict=False)):
-            old = self.zones.iloc[i] if i < len(self.zones) else None
+        for old, xs, ys in _drawn(self.zones, data, _zone_key):
             zone_id = old["id"] if old is not None else _free_id("zone", taken)
             taken.add(zone_id)
             points = tuple(zip(_rounded(xs), _rounded(ys), strict=True))
@@ -243,26 +236,54 @@ class CalibrationModel(param.Parameterized):
             setattr(self, name, table)
 
     # ------------------------------------------------------------------ what is drawn
-    def drawable_lines(self) -> list[CountingLine]:
-        """The lines that have an entry side: unfinished ones (a gap typed, a line being
-        drawn, still a point) are skipped."""
-        lines = []
+    def arrows(self) -> pd.DataFrame:
+        """Per line, an arrow (x0, y0) -> (x1, y1) pointing to where people go to enter.
+        Unfinished lines (a gap typed, one being drawn, still a point) have none."""
+        rows = []
         for row in self.lines.to_dict("records"):
             try:
                 line = CountingLine(**row)
             except ValueError:
                 continue
             if line.length > 0:
-                lines.append(line)
-        return lines
-
-    def arrows(self) -> pd.DataFrame:
-        """Per line, an arrow (x0, y0) -> (x1, y1) pointing to where people go to enter."""
-        rows = []
-        for line in self.drawable_lines():
-            (x0, y0), (x1, y1) = entry_arrow(line)
-            rows.append({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "label": "IN"})
+                (x0, y0), (x1, y1) = entry_arrow(line)
+                rows.append({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "label": "IN"})
         return _table(["x0", "y0", "x1", "y1", "label"], rows)
+
+
+def _drawn(table: pd.DataFrame, data: dict, key):
+    """(row of ``table`` it was drawn from or None if new, xs, ys) per path of a stream's
+    ``data``. A path still where a row is drawn is that row (so deleting one leaves the
+    others their names); a moved one is the first row no path is at, in order."""
+    paths = list(zip(data.get("xs", []), data.get("ys", []), strict=False))
+    old = [key(row) for row in table.to_dict("records")]
+    free = list(range(len(table)))
+    at = {}
+    for i, (xs, ys) in enumerate(paths):
+        found = next((j for j in free if old[j] == key(_shape(xs, ys))), None)
+        if found is not None:
+            at[i] = found
+            free.remove(found)
+    for i, (xs, ys) in enumerate(paths):
+        j = at.get(i, free.pop(0) if free else None)
+        yield (table.iloc[j] if j is not None else None), xs, ys
+
+
+def _shape(xs, ys) -> dict:
+    """A drawn path as a row's geometry (both line ends and zone points)."""
+    xs, ys = _rounded(xs), _rounded(ys)
+    if not xs:
+        return {"points": ()}
+    ends = {"x1": xs[0], "y1": ys[0], "x2": xs[-1], "y2": ys[-1]}
+    return {**ends, "points": tuple(zip(xs, ys, strict=True))}
+
+
+def _line_key(row: dict) -> tuple:
+    return tuple(_as_drawn(row[k]) for k in ("x1", "y1", "x2", "y2"))
+
+
+def _zone_key(row: dict) -> tuple:
+    return _as_drawn(tuple(row["points"]))
 
 
 def _free_id(prefix: str, taken: set[str]) -> str:
@@ -390,8 +411,7 @@ class CalibrationDrawing(pn.viewable.Viewer):
 
     def _zones(self, zones: pd.DataFrame) -> hv.Path:
         # Edited as open paths: a plotted hv.Polygons closes its rings, so a polygon being
-        # drawn would come back with a vertex more than the browser is drawing. Ids and
-        # queue flags stay in the model's table, by position, like lines'.
+        # drawn would come back with a vertex more than the browser is drawing.
         return hv.Path(_outlines(zones)).opts(color=ZONE_COLOUR, line_width=3)
 
     def _zone_fills(self, zones: pd.DataFrame) -> hv.Polygons:
