@@ -528,6 +528,12 @@ async def test_calibration_model_and_drawing_without_a_server(video_path):
     # The frame it shows is the snapshot, in image pixels (y down).
     rgb = drawing.overlay[()].get(0)
     assert rgb.bounds.lbrt() == (0, 0, 768, 576)
+    assert figure.frame_height == 576  # at scale 1:1
+    # A wide camera's snapshot: drawn anew at its own aspect ratio, not stretched.
+    model.image = np.zeros((360, 1280, 3), dtype=np.uint8)
+    assert drawing.pane.object is drawing.overlay
+    assert hv.render(drawing.overlay, backend="bokeh").frame_height == 216
+    assert drawing.overlay[()].get(0).bounds.lbrt() == (0, 0, 1280, 360)
 
 
 @pytest.mark.model

@@ -297,6 +297,12 @@ def _rounded(values) -> list[float]:
     return [math.nan if v is None else round(float(v), DECIMALS) for v in values]
 
 
+def _frame_height(image: np.ndarray) -> int:
+    """Screen height of the drawing of ``image`` at :data:`DRAWING_WIDTH`, at scale."""
+    height, width = image.shape[:2]
+    return round(DRAWING_WIDTH * height / width)
+
+
 def _outlines(zones: pd.DataFrame) -> list[dict]:
     return [{"x": [x for x, _ in pts], "y": [y for _, y in pts]} for pts in zones["points"]]
 
@@ -378,6 +384,15 @@ class CalibrationDrawing(pn.viewable.Viewer):
         ):
             stream.param.watch(lambda event, apply=apply: self._edited(apply, event.new), "data")
         self.overlay = self._overlay()
+        self.pane = pn.pane.HoloViews(self.overlay)
+        model.param.watch(self._fit_frame, "image")
+
+    def _fit_frame(self, event: param.parameterized.Event) -> None:
+        """A snapshot of another shape: the plot is drawn anew at its aspect ratio (a
+        plot's size is fixed once drawn). A Panel pane: safe from any thread."""
+        if _frame_height(event.new) != _frame_height(event.old):
+            self.overlay = self._overlay()
+            self.pane.object = self.overlay
 
     def _edited(self, apply, data: dict) -> None:
         if self.accepts():
@@ -389,10 +404,9 @@ class CalibrationDrawing(pn.viewable.Viewer):
         arrows = hv.DynamicMap(self._arrows, streams=[model.param.lines])
         boxes = hv.DynamicMap(self._boxes, streams=[model.param.preview])
         fills = hv.DynamicMap(self._zone_fills, streams=[model.param.zones])
-        width, height = model.frame_size
         return (image * boxes * self.roi * fills * self.zones * self.lines * arrows).opts(
             frame_width=DRAWING_WIDTH,
-            frame_height=round(DRAWING_WIDTH * height / width),
+            frame_height=_frame_height(model.image),
             invert_yaxis=True,
             xaxis=None,
             yaxis=None,
@@ -443,4 +457,4 @@ class CalibrationDrawing(pn.viewable.Viewer):
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.pane.HoloViews(self.overlay)
+        return self.pane
