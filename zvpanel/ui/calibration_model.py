@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import BoxZoomTool
 
 from ..annotate import entry_arrow
 from ..calibration import (
@@ -321,12 +320,10 @@ def _finite(*values) -> bool:
     return any(v is not None and math.isfinite(v) for v in values)
 
 
-def _editing_tools(plot, element) -> None:
-    """HoloViews hook: the lines' PolyDraw tool is the active drag tool (tools of one kind
-    are told apart by their tooltip), and no box zoom: it would take the double-clicks
-    that start and end a drawn line or zone."""
+def _lines_tool_active(plot, element) -> None:
+    """HoloViews hook: dragging moves a line when the page opens (``active_tools`` names a
+    kind of tool, and there are two PolyDraw tools: this one is told by its tooltip)."""
     toolbar = plot.state.toolbar
-    toolbar.tools = [tool for tool in toolbar.tools if not isinstance(tool, BoxZoomTool)]
     toolbar.active_drag = next(t for t in toolbar.tools if t.description == LINES_TOOL)
 
 
@@ -347,7 +344,7 @@ class CalibrationDrawing(pn.viewable.Viewer):
         self.lines = hv.DynamicMap(self._lines, streams=[model.param.lines])
         self.zones = hv.DynamicMap(self._zones, streams=[model.param.zones])
         self.roi = hv.DynamicMap(self._roi, streams=[hv.streams.Params(model, list(ROI_PARAMS))])
-        self.line_draw = hv.streams.PolyDraw(  # its tooltip is how _editing_tools finds it
+        self.line_draw = hv.streams.PolyDraw(  # its tooltip is how _lines_tool_active finds it
             source=self.lines,
             drag=True,
             num_objects=MAX_LINES_AND_ZONES,
@@ -410,7 +407,7 @@ class CalibrationDrawing(pn.viewable.Viewer):
             invert_yaxis=True,
             xaxis=None,
             yaxis=None,
-            hooks=[_editing_tools],
+            hooks=[_lines_tool_active],
             toolbar="right",
         )
 
