@@ -298,3 +298,15 @@ def test_past_days_are_reused_until_they_expire(db, stores):
     assert (again.daily[-1], again.today) == (first.daily[-1], first.today + 1)
     ticks[0] = 600.0
     assert store_days(db, [main], NOW, past)[0].daily[-1] == first.daily[-1] + 1
+
+
+def test_an_hour_repeated_when_clocks_go_back_is_two_hours(db):
+    store = db.create_store("Autumn", "Europe/Paris")
+    camera = db.create_camera(store.id, "Door", str(VIDEO))
+    utc = timezone.utc
+    # 25 October 2026: 03:00 CEST becomes 02:00 CET; 02:30 happens twice.
+    times = [datetime(2026, 10, 25, 0, 30, tzinfo=utc), datetime(2026, 10, 25, 1, 30, tzinfo=utc)]
+    times += [datetime(2026, 10, 25, 1, 40, tzinfo=utc), datetime(2026, 10, 25, 9, 0, tzinfo=utc)]
+    add(db, camera, [(t, "entry") for t in times])
+    (day,) = store_days(db, [store], datetime(2026, 10, 25, 12, 0, tzinfo=utc))
+    assert (day.today, day.peak_hour, day.peak_entries) == (4, 2, 2)  # the second 02:00
