@@ -58,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tune", action="store_true", help="glibc's malloc defaults")
     args = parser.parse_args(argv)
     print(memory_line("start"), flush=True)
-    from zvpanel import memory
+    from zvpanel.engine import engine as engine_module
+    from zvpanel.memory import tune_malloc
 
     if args.no_tune:
-        memory.tune_malloc = lambda: False  # the engine calls it too
+        engine_module.tune_malloc = lambda: False  # Engine.start calls it too
     else:
-        memory.tune_malloc()  # as the zvpanel command and the server's --setup do
+        tune_malloc()  # as the zvpanel command and the server's --setup do
     import throughput
 
     from zvpanel.calibration import parse_calibration
