@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from .periodic import PeriodicJob
 from .storage import Database
 from .storage.alerts import AlertTransition, OccupancyLimit, webhook_label
 from .storage.overview import occupancy_now
@@ -183,9 +184,12 @@ class WebhookSender:
         return answer.status_code in _RETRY_STATUS
 
 
-class AlertJob:
+class AlertJob(PeriodicJob):
     """A thread comparing each limit's occupancy with the limit every ``interval`` seconds
     and acting on the crossings this process records (see the module's docstring)."""
+
+    thread_name = "zvpanel-alerts"
+    failure = "alerts: evaluating the occupancy limits failed"
 
     def __init__(
         self,
@@ -193,20 +197,12 @@ class AlertJob:
         sender: WebhookSender,
         interval: float = ALERT_INTERVAL_SECONDS,
     ) -> None:
+        super().__init__(interval)
         self.db = db
         self.sender = sender
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="zvpanel-alerts", daemon=True)
-
-    def start(self) -> AlertJob:
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
         self.sender.stop()
 
     def run_once(self) -> list[AlertTransition]:
@@ -232,14 +228,6 @@ class AlertJob:
                 payload = webhook_payload(self.db, transition, limit)
                 self.sender.send(Webhook(transition.id, limit.webhook_url, payload))
         return recorded
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # top of the thread loop: try again at the next interval
-                log.exception("alerts: evaluating the occupancy limits failed")
-            self._stop.wait(self.interval)
 
 
 def limits_occupancy(

@@ -23,7 +23,6 @@ import logging
 import re
 import smtplib
 import ssl
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from email.message import EmailMessage
@@ -35,6 +34,7 @@ import pandas as pd
 
 from .config import Settings, load_settings
 from .display import csv_frame, html_text
+from .periodic import PeriodicJob
 from .report import save_standalone
 from .storage import Database, EventFilter, Store
 from .storage.review_counts import reviewed_counts
@@ -259,29 +259,22 @@ def due_periods(store: Store, now: datetime) -> list[ReportPeriod]:
     return [ReportPeriod.day(yesterday), last_week]
 
 
-class ReportJob:
+class ReportJob(PeriodicJob):
     """A thread writing (and mailing) each store's finished days and weeks, once."""
+
+    thread_name = "zvpanel-reports"
+    #: The claim was given back, so the next interval tries again.
+    failure = "reports: writing a store report failed"
 
     def __init__(
         self, db: Database, settings: Settings, interval: float = REPORT_CHECK_SECONDS
     ) -> None:
         if settings.reports_dir is None:
             raise ValueError("ReportJob needs ZVPANEL_REPORTS_DIR")
+        super().__init__(interval)
         self.db = db
         self.settings = settings
         self.folder = settings.resolve(settings.reports_dir)
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="zvpanel-reports", daemon=True)
-
-    def start(self) -> ReportJob:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def run_once(self, now: datetime | None = None) -> list[ReportFiles]:
         """Write the reports that are due and no process has claimed; what it wrote."""
@@ -302,14 +295,6 @@ class ReportJob:
                 log.info("report %s of store %d written to %s", period.name, store.id, files.html)
                 written.append(files)
         return written
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # top of the thread loop: the claim was given back; retry later
-                log.exception("reports: writing a store report failed")
-            self._stop.wait(self.interval)
 
 
 def safe_period_day(text: str) -> date:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import one_line
+from ..periodic import PeriodicJob
 from ..storage import Database
 from ..storage.fleet import Assignment
 
@@ -48,9 +49,12 @@ RENEW_SECONDS = 3.0
 RECONNECT_GRACE_SECONDS = 2 * RENEW_SECONDS
 
 
-class Leases:
+class Leases(PeriodicJob):
     """The cameras node ``name`` (of ``pool``, if any) may run; :meth:`runs` answers
-    without the database, from what the database said last."""
+    without the database, from what the database said last. Renewed every
+    ``RENEW_SECONDS`` on its own thread."""
+
+    thread_name = "zvpanel-leases"
 
     def __init__(
         self,
@@ -72,19 +76,15 @@ class Leases:
         self._unreachable = False  # the last refresh failed
         self._claims_from = 0.0  # monotonic time from which new cameras may be claimed
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="zvpanel-leases", daemon=True)
+        super().__init__(RENEW_SECONDS)
 
     def start(self) -> Leases:
         self.refresh()  # the cameras are known before the engine starts
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop renewing and give the leases back (the pool's other nodes take over now)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
         with self._lock:
             self._held.clear()
         try:
@@ -153,7 +153,7 @@ class Leases:
             self._held = {c for c in self._held if assigned.get(c, Assignment(c)).pool == self.pool}
 
     def _loop(self) -> None:
-        while not self._stop.wait(RENEW_SECONDS):
+        while not self._stop.wait(self.interval):
             was_unreachable = self._unreachable
             try:
                 self.refresh()

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from ..counting import CrossingEvent, ZoneEvent
 from ..errors import ConfigError
+from ..periodic import PeriodicJob
 from ..storage import Database, EventCrop, EventRow, utc_text
 from ..storage.values import new_event_uid, now_text
 from ..storage.writer import zone_event_row
@@ -299,8 +300,11 @@ def _lock_file(path: Path, node: str) -> IO[str]:
     return owner
 
 
-class Forwarder:
-    """The thread moving an :class:`Outbox` into the central :class:`Database`."""
+class Forwarder(PeriodicJob):
+    """The thread moving an :class:`Outbox` into the central :class:`Database`: a batch
+    every ``FORWARD_INTERVAL_SECONDS``, or after ``catch_up_pause`` while more waits."""
+
+    thread_name = "zvpanel-forwarder"
 
     def __init__(
         self,
@@ -313,24 +317,14 @@ class Forwarder:
             raise ValueError(f"forward batch {batch!r} must be at least 1")
         if catch_up_pause < 0:
             raise ValueError(f"catch-up pause {catch_up_pause!r} must not be negative")
+        super().__init__(FORWARD_INTERVAL_SECONDS)
         self.outbox = outbox
         self.db = db
         self.batch = batch
         self.catch_up_pause = catch_up_pause
         self.forwarded = 0
-        self._stop = threading.Event()
         self._last_failure_log = 0.0
         self._last_prune = 0.0
-        self._thread = threading.Thread(target=self._loop, name="zvpanel-forwarder", daemon=True)
-
-    def start(self) -> Forwarder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def forward_once(self) -> int:
         """Send one batch; the number of events sent (0: nothing was waiting)."""
@@ -369,7 +363,7 @@ class Forwarder:
                     continue
             except Exception as error:  # top of the thread loop: an outage must not end it
                 self._log_failure(error)
-            self._stop.wait(FORWARD_INTERVAL_SECONDS)
+            self._stop.wait(self.interval)
 
     def _prune_now_and_then(self) -> None:
         if time.monotonic() - self._last_prune >= PRUNE_INTERVAL_SECONDS:

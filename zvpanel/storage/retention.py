@@ -9,8 +9,8 @@ crossings (:mod:`zvpanel.storage.review`) have their own, usually shorter, reten
 from __future__ import annotations
 
 import logging
-import threading
 
+from ..periodic import PeriodicJob
 from .database import Database
 
 __all__ = ["RetentionJob", "RETENTION_INTERVAL_SECONDS"]
@@ -21,9 +21,12 @@ log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600.0
 
 
-class RetentionJob:
+class RetentionJob(PeriodicJob):
     """A thread applying a retention of ``days`` to the events of ``db`` and of
     ``crop_days`` to their crops (None: keep them), at start and every ``interval``."""
+
+    thread_name = "zvpanel-retention"
+    failure = "retention: rolling up events or deleting crops failed"
 
     def __init__(
         self,
@@ -32,22 +35,11 @@ class RetentionJob:
         interval: float = RETENTION_INTERVAL_SECONDS,
         crop_days: int | None = None,
     ) -> None:
+        super().__init__(interval)
         self.db = db
         self.days = days
         self.crop_days = crop_days
-        self.interval = interval
         self.runs = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="zvpanel-retention", daemon=True)
-
-    def start(self) -> RetentionJob:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def run_once(self) -> None:
         if self.days is not None:
@@ -59,11 +51,3 @@ class RetentionJob:
             if crops:
                 log.info("retention: deleted %d crop(s) of old events", crops)
         self.runs += 1
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # top of the thread loop: try again at the next interval
-                log.exception("retention: rolling up events or deleting crops failed")
-            self._stop.wait(self.interval)
