@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("Live", "/live"),
     ("Calibration", "/calibrate"),
     ("Analytics", "/analytics"),
+    ("Review", "/review"),
     ("Admin", "/admin"),
 )
 
