@@ -7,6 +7,7 @@ only so that a broken engine fails instead of hanging; nothing asserts on speed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -505,3 +506,32 @@ def test_app_with_a_missing_model_says_so_and_leaves_nothing_running(tmp_path, s
         app.start()
     assert zvpanel_threads(besides=before) == []
     assert app.db is None and app.writer is None and not app.started
+
+
+def test_an_unreadable_configuration_is_logged_once_per_outage(db, hub, monkeypatch, caplog):
+    """A database outage makes every 2 s poll fail: one warning when it starts and one
+    line when it ends, not a traceback per poll (a node logged 90 in a minute)."""
+    engine = Engine(db, hub, None, detector=None)
+    readable = db.config_revision
+    polls = []
+
+    def locked() -> int:
+        polls.append(time.monotonic())
+        raise sqlite3.OperationalError("database is locked")
+
+    caplog.set_level(logging.INFO, logger="zvpanel.engine")
+    engine.start()
+    try:
+        monkeypatch.setattr(db, "config_revision", locked)
+        wait_for("three failed polls", lambda: len(polls) >= 3, deadline=30)
+        monkeypatch.setattr(db, "config_revision", readable)
+        wait_for(
+            "the line saying it is readable again",
+            lambda: any("can be read again" in r.getMessage() for r in caplog.records),
+            deadline=30,
+        )
+    finally:
+        engine.stop()
+    about = [r for r in caplog.records if "configuration revision" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in about] == [("WARNING", None), ("INFO", None)]
+    assert "database is locked" in about[0].getMessage()

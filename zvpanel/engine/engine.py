@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration
 from ..crops import CropSettings
-from ..errors import NotFoundError, ZvpanelError
+from ..errors import NotFoundError, ZvpanelError, one_line
 from ..memory import tune_malloc
 from ..sources import mask_source
 from .hub import ResultHub
@@ -81,6 +81,7 @@ class Engine:
         self._changes: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._unsubscribe = None
         self._reloader: threading.Thread | None = None
+        self._revision_unreadable = False  # the last poll failed (logged once per outage)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -198,10 +199,16 @@ class Engine:
 
     def _config_revision(self) -> int | None:
         try:
-            return self.db.config_revision()
-        except Exception:  # a locked or vanished file must not stop the reload thread
-            log.exception("could not read the configuration revision")
+            revision = self.db.config_revision()
+        except Exception as error:  # a locked or vanished file must not stop the reload thread
+            if not self._revision_unreadable:  # one line per outage, not one per poll
+                log.warning("could not read the configuration revision (%s)", one_line(error))
+            self._revision_unreadable = True
             return None
+        if self._revision_unreadable:
+            log.info("the configuration revision can be read again")
+            self._revision_unreadable = False
+        return revision
 
     def _reload_all(self) -> None:
         try:
