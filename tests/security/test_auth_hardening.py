@@ -54,6 +54,8 @@ pytestmark = [pytest.mark.ui, pytest.mark.model]
 SECRET = "s" * 40
 #: Guard against a hang: a read that gets nothing for this long fails the test.
 READ_TIMEOUT_S = 90.0
+#: A CLI call (another process changing the database) never takes this long.
+CLI_TIMEOUT_S = 120.0
 PAGE_TIMEOUT_MS = 90_000
 #: A start-up that must fail does so before the model loads; this only bounds a hang.
 REFUSAL_TIMEOUT_S = 120
@@ -128,6 +130,7 @@ def zvpanel_cli(db_path: Path, *args: str, stdin: str = "") -> str:
         input=stdin,
         capture_output=True,
         text=True,
+        timeout=CLI_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -197,7 +200,8 @@ class OpenFeed:
         try:
             return self._closed.result(READ_TIMEOUT_S * 2)
         finally:
-            self._pool.shutdown()
+            # Never wait for a reader the server did not end: its timeout is the failure.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class MjpegViewer:
@@ -224,7 +228,8 @@ class MjpegViewer:
         try:
             return self._done.result(READ_TIMEOUT_S * 2)
         finally:
-            self._pool.shutdown()
+            # Never wait for a reader the server did not end: its timeout is the failure.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def assert_refused(site: Site, token: str) -> None:
