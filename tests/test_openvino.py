@@ -3,7 +3,9 @@ own (torch) steps give, on the real model's output for frames of every test scen
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -34,12 +36,18 @@ def _frames(video_path: Path) -> list[np.ndarray]:
 
 
 def _ultralytics_rows(output: np.ndarray, input_shape, image_shape, confidence, classes):
+    """Ultralytics' own NMS and scaling. Its ``non_max_suppression`` takes torchvision's
+    kernel when some earlier import loaded torchvision and its own ``TorchNMS`` otherwise,
+    and the two keep different boxes among equal scores; the runner follows ``TorchNMS``,
+    so torchvision is hidden here whatever ran before in this process."""
     import torch
     from ultralytics.utils import nms, ops
 
-    rows = nms.non_max_suppression(
-        torch.from_numpy(output), confidence, NMS_IOU, classes, max_det=300
-    )[0]
+    with mock.patch.dict(sys.modules):
+        sys.modules.pop("torchvision", None)
+        rows = nms.non_max_suppression(
+            torch.from_numpy(output), confidence, NMS_IOU, classes, max_det=300
+        )[0]
     rows[:, :4] = ops.scale_boxes(input_shape, rows[:, :4], image_shape)
     return rows.numpy()
 
