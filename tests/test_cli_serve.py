@@ -81,7 +81,7 @@ def test_serve_without_apps_says_where_it_looked(tmp_path, capsys):
     from zvpanel.cli import main
 
     assert main(["serve", "--apps", str(tmp_path)]) == 2
-    assert f"--apps {tmp_path}: no live.py there" in capsys.readouterr().err
+    assert f"--apps {tmp_path}: no overview.py there" in capsys.readouterr().err
 
 
 def _get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
