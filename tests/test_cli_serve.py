@@ -104,7 +104,7 @@ def zvpanel_serve(
     command = [str(zvpanel), "serve", "--port", str(port), *args]
     command += ["--", "--allow-websocket-origin", f"127.0.0.1:{port}"]
     log = folder / "server.log"
-    with open(log, "ab") as out:
+    with open(log, "ab") as out, _sigint_not_ignored():
         process = subprocess.Popen(
             command, cwd=folder, env=full_env, stdout=out, stderr=subprocess.STDOUT
         )
@@ -115,6 +115,20 @@ def zvpanel_serve(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """A server started as from a terminal, where ctrl-c works: a test run started in the
+    background (``.ci/run &``) has SIGINT ignored, and a child inherits that."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_serves(port: int) -> None:
