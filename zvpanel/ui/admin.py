@@ -23,8 +23,8 @@ from ..storage.fleet import Assignment, NodeInfo
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
 from .alerts import AlertSettings
-from .layout import page
-from .session import is_admin, require_admin, session_claims
+from .layout import view_page
+from .session import is_admin, require_admin
 
 __all__ = ["AdminView", "admin_page"]
 
@@ -512,9 +512,4 @@ def _nodes_frame(nodes: list[NodeInfo]) -> pd.DataFrame:
 
 
 def admin_page(app=None, claims: Claims | None = None) -> pn.Column:
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = AdminView(app, claims) if claims is not None else None
-    return page("Admin", "/admin", body, claims, app)
+    return view_page("Admin", "/admin", AdminView, app, claims)

@@ -46,8 +46,7 @@ from ..storage.queries import (
 from ..tracks import Heatmap
 from ..web.access import visible_stores
 from ..web.auth import Claims
-from .layout import page, periodic
-from .session import session_claims
+from .layout import periodic, view_page
 from .zones import ZoneCharts
 
 __all__ = ["AnalyticsView", "analytics_page", "REFRESH_MS", "DEFAULT_DAYS"]
@@ -439,9 +438,4 @@ class AnalyticsView(pn.viewable.Viewer):
 
 
 def analytics_page(app=None, claims: Claims | None = None) -> pn.Column:
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = AnalyticsView(app, claims) if claims is not None else None
-    return page("Analytics", "/analytics", body, claims, app)
+    return view_page("Analytics", "/analytics", AnalyticsView, app, claims)

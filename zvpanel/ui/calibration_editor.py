@@ -31,8 +31,8 @@ from ..errors import AuthError, NotFoundError, SourceError
 from ..web.access import visible_cameras
 from ..web.auth import Claims
 from .calibration_model import CalibrationDrawing, CalibrationModel
-from .layout import page
-from .session import is_admin, require_admin, session_claims
+from .layout import view_page
+from .session import is_admin, require_admin
 
 __all__ = ["CalibrationEditor", "calibration_page", "take_snapshot"]
 
@@ -332,9 +332,4 @@ class CalibrationEditor(pn.viewable.Viewer):
 
 
 def calibration_page(app=None, claims: Claims | None = None) -> pn.Column:
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = CalibrationEditor(app, claims) if claims is not None else None
-    return page("Calibration", "/calibrate", body, claims, app)
+    return view_page("Calibration", "/calibrate", CalibrationEditor, app, claims)

@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
 import panel as pn
+from panel.viewable import Viewable
 
 from ..display import html_text
 from ..web.auth import Claims
 from ..web.auth_module import login_url, logout_url
 from ..web.revocation import SESSION_WATCH
 from .alerts import BANNER_REFRESH_MS, AlertBanner
-from .session import seconds_left
+from .session import seconds_left, session_claims
 
-__all__ = ["PAGES", "page", "periodic", "end_session"]
+__all__ = ["PAGES", "page", "view_page", "periodic", "end_session"]
 
 #: (label, path) of each dashboard, in navigation order.
 PAGES: tuple[tuple[str, str], ...] = (
@@ -96,6 +98,19 @@ def page(
         if app is not None:
             _end_when_revoked(column, path, claims, app.db)
     return column
+
+
+def view_page(
+    title: str, path: str, view: Callable[..., Viewable], app=None, claims=None
+) -> pn.Column:
+    """The page at ``path`` whose body is ``view(app, claims)``, for the current session's
+    login (or the given ``app`` and ``claims``, in tests); without a login it only asks for one."""
+    from ..app import get_app
+
+    app = app or get_app()
+    claims = claims or session_claims(app)
+    body = view(app, claims) if claims is not None else None
+    return page(title, path, body, claims, app)
 
 
 def _alert_banner(db, claims: Claims) -> pn.pane.HTML:

@@ -9,8 +9,7 @@ from ..display import html_text, markdown_text
 from ..engine.result import CameraStatus
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
-from .layout import page, periodic
-from .session import session_claims
+from .layout import periodic, view_page
 from .streaming_image import StreamingImage
 
 __all__ = ["CameraTile", "LiveView", "live_page", "STATUS_REFRESH_MS", "MAX_TILES"]
@@ -198,9 +197,4 @@ class LiveView(pn.viewable.Viewer):
 
 def live_page(app=None, claims: Claims | None = None) -> pn.Column:
     """The whole live page for the current session (or the given claims, in tests)."""
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = LiveView(app, claims) if claims is not None else None
-    return page("Live", "/live", body, claims, app)
+    return view_page("Live", "/live", LiveView, app, claims)

@@ -31,8 +31,7 @@ from ..storage.overview import (
 )
 from ..web.access import visible_cameras, visible_stores
 from ..web.auth import Claims
-from .layout import page, periodic
-from .session import session_claims
+from .layout import periodic, view_page
 
 __all__ = ["OverviewView", "overview_page", "sparkline_svg", "REFRESH_MS", "HEALTH_REFRESH_MS"]
 
@@ -303,9 +302,4 @@ _CAMERA_COLUMNS = [
 
 def overview_page(app=None, claims: Claims | None = None) -> pn.Column:
     """The whole overview page for the current session (or the given claims, in tests)."""
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = OverviewView(app, claims) if claims is not None else None
-    return page("Store overview", "/overview", body, claims, app)
+    return view_page("Store overview", "/overview", OverviewView, app, claims)

@@ -28,8 +28,8 @@ from ..storage.review import ReviewedEvent
 from ..storage.review_counts import precision, reviewed_counts
 from ..web.access import visible_camera, visible_store_ids, visible_stores
 from ..web.auth import Claims, check_user
-from .layout import page, periodic
-from .session import expired, session_claims
+from .layout import periodic, view_page
+from .session import expired
 
 __all__ = ["ReviewView", "review_page", "EVENTS_SHOWN", "PRECISION_DAYS", "REFRESH_MS"]
 
@@ -320,9 +320,4 @@ class ReviewView(pn.viewable.Viewer):
 
 
 def review_page(app=None, claims: Claims | None = None) -> pn.Column:
-    from ..app import get_app
-
-    app = app or get_app()
-    claims = claims or session_claims(app)
-    body = ReviewView(app, claims) if claims is not None else None
-    return page("Review of counts", "/review", body, claims, app)
+    return view_page("Review of counts", "/review", ReviewView, app, claims)
