@@ -125,6 +125,25 @@ def db_target(request, tmp_path: Path) -> str | Path:
     return request.getfixturevalue("postgres").new_database()
 
 
+@pytest.fixture
+def fast_hasher():
+    """Real Argon2id with small costs: the default costs ~0.2 s a hash here, which adds up
+    over many tests (test_storage checks the defaults)."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+
+
+@pytest.fixture
+def db(db_target, fast_hasher):
+    """An open :class:`~zvpanel.storage.Database` at ``db_target`` (once per backend)."""
+    from zvpanel.storage import Database
+
+    database = Database(db_target, password_hasher=fast_hasher)
+    yield database
+    database.close()
+
+
 @pytest.fixture(scope="module")
 def browser(launch_chromium):
     """A headless Chromium for one test module (Playwright's sync API)."""

@@ -33,13 +33,6 @@ T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(db_target):
-    database = Database(db_target)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def cameras(db: Database):
     store = db.create_store("Main street", "Europe/Paris")
     door = db.create_camera(store.id, "Door", "rtsp://127.0.0.1:9/door")

@@ -53,13 +53,6 @@ def test_next_state_without_hysteresis_clears_at_the_limit():
 
 
 @pytest.fixture
-def db(db_target):
-    database = Database(db_target)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def store(db):
     store = db.create_store("Main street", "Europe/Paris")
     return store, db.create_camera(store.id, "Door", "data/vtest.avi")

@@ -37,13 +37,6 @@ def render(viewable) -> object:
     return viewable.get_root(Document())
 
 
-@pytest.fixture
-def db(db_target):
-    database = Database(db_target)
-    yield database
-    database.close()
-
-
 def add(db: Database, camera, items: list[tuple[datetime, str]]) -> None:
     db.insert_events(
         EventRow(camera.store_id, camera.id, "door", i, d, utc_text(t), i, 0.8)

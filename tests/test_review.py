@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import panel as pn
 import pytest
-from argon2 import PasswordHasher
 
 from zvpanel.config import MAX_CROP_SIZE
 from zvpanel.crops import HEAD_BLOCKS, CropSettings, event_crop, head_region, padded_box
@@ -31,13 +30,6 @@ from zvpanel.storage.values import new_event_uid
 UTC = timezone.utc
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 VIDEO = Path(__file__).resolve().parents[1] / "data" / "vtest.avi"
-
-
-@pytest.fixture
-def db(db_target):
-    database = Database(db_target, password_hasher=PasswordHasher(time_cost=1, memory_cost=8192))
-    yield database
-    database.close()
 
 
 @pytest.fixture

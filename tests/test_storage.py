@@ -51,22 +51,8 @@ VIDEO = Path(__file__).resolve().parents[1] / "data" / "vtest.avi"
 
 
 @pytest.fixture
-def fast_hasher() -> PasswordHasher:
-    # Real Argon2id with small cost parameters: the default costs ~0.2 s per hash here,
-    # which adds up over many tests. One test below checks the defaults.
-    return PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-
-
-@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "nested" / "dir" / "zvpanel.db"
-
-
-@pytest.fixture
-def db(db_target, fast_hasher: PasswordHasher):
-    database = Database(db_target, password_hasher=fast_hasher)
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -28,13 +28,6 @@ DAY = date(2026, 11, 27)  # a Friday
 
 
 @pytest.fixture
-def db(db_target):
-    database = Database(db_target)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def seeded(db):
     """A Paris store with two cameras (one named like a spreadsheet formula) and events on
     DAY, the evening before (local) and the next Monday."""

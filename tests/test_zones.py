@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from argon2 import PasswordHasher
 
 from zvpanel.calibration import MAX_LINES_AND_ZONES, parse_calibration
 from zvpanel.counting import CrossingEvent, ZoneEvent
 from zvpanel.errors import CalibrationError
 from zvpanel.geometry import polygon_area, polygon_depth, polygon_is_simple
 from zvpanel.node.outbox import Forwarder, Outbox
-from zvpanel.storage import Database, EventWriter
+from zvpanel.storage import EventWriter
 from zvpanel.storage.zones import DWELL_BIN_EDGES_S, dwell_stats, zone_occupancy
 
 VIDEO = Path(__file__).resolve().parents[1] / "data" / "vtest.avi"
@@ -106,14 +105,6 @@ def test_check_frame_covers_zone_vertices_in_the_frame_and_the_roi():
         CalibrationError, match=r"zone 'far' vertex \(300, 100\) is outside the roi"
     ):
         roi.check_frame(400, 400)
-
-
-@pytest.fixture
-def db(db_target):
-    hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-    database = Database(db_target, password_hasher=hasher)
-    yield database
-    database.close()
 
 
 @pytest.mark.parametrize("db_target", ["sqlite", "postgres"], indirect=True)
