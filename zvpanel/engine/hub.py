@@ -181,7 +181,9 @@ class ResultHub:
             if sub.wants_frames:
                 for camera_id in sub.camera_ids or ():
                     self._frame_demand[camera_id] -= 1
-            ended = [c for c in sub.camera_ids or () if sub.wants_frames and not self._frame_demand[c]]
+            ended = [
+                c for c in sub.camera_ids or () if sub.wants_frames and not self._frame_demand[c]
+            ]
         self._tell_demand(ended, False)
 
     def _tell_demand(self, camera_ids: list[int], wanted: bool) -> None:
