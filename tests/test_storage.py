@@ -7,6 +7,7 @@ behaviour (the file, WAL) take ``db_path``."""
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import sqlite3
@@ -140,6 +141,27 @@ def test_postgres_writer_reconnects_after_the_server_drops_it(postgres, fast_has
             admin.execute("SELECT pg_terminate_backend(%s)", (db._conn.raw.info.backend_pid,))
         db.create_store("After", "UTC")
         assert [s.name for s in db.list_stores()] == ["After", "Before"]
+
+
+def test_postgres_writer_logs_one_line_per_outage(postgres, fast_hasher, caplog):
+    """Writes retried through an outage (the engine's writer tries every batch) log that
+    the connection was lost once, and once that it is back: not a line per write."""
+    caplog.set_level(logging.INFO, logger="zvpanel.storage.database")
+    with Database(postgres.new_database(), password_hasher=fast_hasher) as db:
+        db.create_store("Before", "UTC")
+        postgres.stop()
+        try:
+            for attempt in range(3):
+                with pytest.raises(Exception):  # noqa: B017 (the driver's or ours: either names it)
+                    db.create_store(f"During {attempt}", "UTC")
+        finally:
+            postgres.start()
+        db.create_store("After", "UTC")
+        assert [s.name for s in db.list_stores()] == ["After", "Before"]
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == [logging.WARNING, logging.INFO], said
+    assert "writer connection lost (" in said[0][1] and "reconnecting" in said[0][1]
+    assert "writer connection back" in said[1][1]
 
 
 def test_postgres_serial_writes_of_two_processes_take_turns(postgres, fast_hasher):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 __all__ = [
     "ZvpanelError",
     "ConfigError",
@@ -14,6 +16,7 @@ __all__ = [
     "GroundTruthError",
     "AuthError",
     "one_line",
+    "OutageLog",
 ]
 
 
@@ -62,3 +65,34 @@ def one_line(error: BaseException) -> str:
     its type when it says nothing."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class OutageLog:
+    """What a loop that retries (a poll, a renewal, a write) logs while a service is down:
+    one warning when it starts failing and one info line when it works again, not a line
+    per attempt.
+
+        outage = OutageLog(log)
+        try:
+            beat()
+        except Exception as error:
+            outage.failed("heartbeat failed (%s)", one_line(error))
+        else:
+            outage.ended("heartbeats written again")
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self.down = False
+
+    def failed(self, message: str, *args: object) -> None:
+        """An attempt failed: logged as a warning only if the one before worked."""
+        if not self.down:
+            self._log.warning(message, *args)
+        self.down = True
+
+    def ended(self, message: str, *args: object) -> None:
+        """An attempt worked: logged as info only if the one before failed."""
+        if self.down:
+            self._log.info(message, *args)
+        self.down = False

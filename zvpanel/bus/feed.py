@@ -25,7 +25,7 @@ import orjson
 from ..calibration import Calibration
 from ..engine.hub import ResultHub
 from ..engine.result import CameraStatus
-from ..errors import one_line
+from ..errors import OutageLog, one_line
 from .messages import result_from_payload, status_from_payload
 from .topics import validate_payload
 
@@ -75,7 +75,7 @@ class BusFeed:
         self._origins: dict[int, str] = {}  # camera -> the process that publishes it
         self._seen_events: set[tuple] = set()  # keys of the latest SEEN_EVENTS events
         self._seen_order: deque[tuple] = deque()
-        self._calibrations_failing = False  # the database is down (logged once)
+        self._calibrations_outage = OutageLog(log)  # the database is down (logged once)
 
     # ------------------------------------------------------------------ connection
     def bus_lost(self) -> None:
@@ -196,16 +196,12 @@ class BusFeed:
         except Exception as error:  # the database may be down: keep the one we had
             # Every message would ask again: try once per TTL, log once per outage.
             self._calibrations[camera_id] = (now, cached[1] if cached else None)
-            if not self._calibrations_failing:
-                self._calibrations_failing = True
-                log.warning(
-                    "cannot read calibrations (%s); the bus cameras keep the ones they had",
-                    one_line(error),
-                )
+            self._calibrations_outage.failed(
+                "cannot read calibrations (%s); the bus cameras keep the ones they had",
+                one_line(error),
+            )
             return cached[1] if cached else None
-        if self._calibrations_failing:
-            self._calibrations_failing = False
-            log.info("calibrations readable again")
+        self._calibrations_outage.ended("calibrations readable again")
         self._calibrations[camera_id] = (now, calibration)
         return calibration
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration
 from ..crops import CropSettings
-from ..errors import NotFoundError, ZvpanelError, one_line
+from ..errors import NotFoundError, OutageLog, ZvpanelError, one_line
 from ..memory import tune_malloc
 from ..sources import mask_source
 from .hub import ResultHub
@@ -81,7 +81,7 @@ class Engine:
         self._changes: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._unsubscribe = None
         self._reloader: threading.Thread | None = None
-        self._revision_unreadable = False  # the last poll failed (logged once per outage)
+        self._revision_outage = OutageLog(log)  # one line per outage, not one per poll
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -201,13 +201,11 @@ class Engine:
         try:
             revision = self.db.config_revision()
         except Exception as error:  # a locked or vanished file must not stop the reload thread
-            if not self._revision_unreadable:  # one line per outage, not one per poll
-                log.warning("could not read the configuration revision (%s)", one_line(error))
-            self._revision_unreadable = True
+            self._revision_outage.failed(
+                "could not read the configuration revision (%s)", one_line(error)
+            )
             return None
-        if self._revision_unreadable:
-            log.info("the configuration revision can be read again")
-            self._revision_unreadable = False
+        self._revision_outage.ended("the configuration revision can be read again")
         return revision
 
     def _reload_all(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..app import App
 from ..config import Settings
-from ..errors import one_line
+from ..errors import OutageLog, one_line
 from ..storage.fleet import NodeBeat
 from ..storage.values import check_name, now_text
 from .leases import Leases
@@ -163,17 +163,13 @@ class NodeApp(App):
         )
 
     def _beat_loop(self) -> None:
-        failing = False
+        outage = OutageLog(log)  # one line per outage, not one every 2 s
         while True:
             try:
                 self.db.heartbeat(self.beat())
             except Exception as error:  # top of the thread loop: the database may be down
-                if not failing:  # one line per outage, not one every 2 s
-                    log.warning("node %s: heartbeat failed (%s)", self.name, one_line(error))
-                failing = True
+                outage.failed("node %s: heartbeat failed (%s)", self.name, one_line(error))
             else:
-                if failing:
-                    log.info("node %s: heartbeats written again", self.name)
-                failing = False
+                outage.ended("node %s: heartbeats written again", self.name)
             if self._beats.wait(HEARTBEAT_SECONDS):
                 return

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import one_line
+from ..errors import OutageLog, one_line
 from ..periodic import PeriodicJob
 from ..storage import Database
 from ..storage.fleet import Assignment
@@ -153,16 +153,14 @@ class Leases(PeriodicJob):
             self._held = {c for c in self._held if assigned.get(c, Assignment(c)).pool == self.pool}
 
     def _loop(self) -> None:
+        outage = OutageLog(log)  # one line per outage, not one per renewal
         while not self._stop.wait(self.interval):
-            was_unreachable = self._unreachable
             try:
                 self.refresh()
             except Exception as error:  # top of the thread loop: the database may be down
-                if not was_unreachable:  # one line per outage, not one per renewal
-                    log.warning(
-                        "node %s: cannot renew leases (%s); it keeps running cameras %s",
-                        self.name, one_line(error), self.held(),
-                    )  # fmt: skip
+                outage.failed(
+                    "node %s: cannot renew leases (%s); it keeps running cameras %s",
+                    self.name, one_line(error), self.held(),
+                )  # fmt: skip
                 continue
-            if was_unreachable:
-                log.info("node %s: database reachable again; leases renewed", self.name)
+            outage.ended("node %s: database reachable again; leases renewed", self.name)

@@ -36,7 +36,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
-from ..errors import ConfigError, ConflictError, InvalidValueError, ZvpanelError
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    InvalidValueError,
+    OutageLog,
+    ZvpanelError,
+    one_line,
+)
 from .activity import ActivityMethods
 from .alerts import AlertMethods
 from .backend import BUSY_TIMEOUT_SECONDS, Connection, SqliteBackend, open_backend
@@ -122,6 +129,7 @@ class Database(
         self._hasher = password_hasher or PasswordHasher()
         self._dummy_hash: str | None = None
         self._lock = threading.RLock()
+        self._writer_outage = OutageLog(log)  # one line per outage, not one per write
         self._listeners: list[Callable[[Change], None]] = []
         self._conn: Connection | None = None
         try:
@@ -208,13 +216,18 @@ class Database(
             raise ZvpanelError(f"{self!r} is closed")
         try:
             self._backend.begin(self._conn, serial)
-        except self._backend.operational_errors:
+        except self._backend.operational_errors as error:
             if not self._backend.broken(self._conn):
                 raise
-            log.warning("database %s: writer connection lost; reconnecting", self.location)
+            self._writer_outage.failed(
+                "database %s: writer connection lost (%s); reconnecting",
+                self.location,
+                one_line(error),
+            )
             self._conn.close()
             self._conn = self._backend.connect_writer()
             self._backend.begin(self._conn, serial)
+            self._writer_outage.ended("database %s: writer connection back", self.location)
         return self._conn
 
     @contextmanager
