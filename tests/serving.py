@@ -130,6 +130,18 @@ def panel_server(
             process.wait()
 
 
+def wait_for_login_page(page) -> None:
+    """Wait until ``page`` shows the login page: its form, not only its address.
+
+    A page that ends itself (login expired or revoked) first rewrites its address bar to
+    the login page and then loads it, so the address matches before the load begins.
+    Closing the browser context in between left Chromium's ``Target.disposeBrowserContext``
+    unanswered for good (a test hung 10 minutes in CI; reproduced 1 in 8 locally).
+    """
+    page.wait_for_url("**/login**")
+    page.locator("#password").wait_for()
+
+
 def login(page, url: str, username: str = "admin", password: str = "admin") -> None:
     """Log in through the login page (Playwright ``page``), starting from ``/live``."""
     page.goto(f"{url}/live")

@@ -30,7 +30,15 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from serving import REPO_ROOT, START_ARGS, Server, login, panel_server, start_server
+from serving import (
+    REPO_ROOT,
+    START_ARGS,
+    Server,
+    login,
+    panel_server,
+    start_server,
+    wait_for_login_page,
+)
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -334,7 +342,7 @@ def test_password_change_ends_sockets_streams_and_pages(site, browser):
     assert code == 1008 and "revoked" in reason
     assert last["type"] == "error" and last["code"] == "token_revoked"
     assert stream.ended() > 0
-    page.wait_for_url("**/login**")  # the open page ended itself
+    wait_for_login_page(page)  # the open page ended itself
     context.close()
     assert_refused(site, token)
     assert_page_refused(site, token)
