@@ -351,6 +351,8 @@ def test_analytics_shades_downtime_exports_coverage_and_shows_the_heat_map(app):
     assert 'id="zv-coverage-gaps"' in view.summary.object
     labels = {layer.label for layer in view.timeline.object}
     assert {"camera down", "partly covered", "entries", "exits"} <= labels
+    occupancy = {layer.label for layer in view.occupancy_chart.object}
+    assert {"camera down", "partly covered", "inside"} <= occupancy
     csv = view._binned_csv().getvalue().splitlines()
     assert csv[0] == "timestamp,entries,exits,coverage"
     assert any(line.endswith(",1,0,1.0") for line in csv)

@@ -325,15 +325,20 @@ class AnalyticsView(pn.viewable.Viewer):
         if occ.empty:
             return hv.Curve([], "time", "inside").opts(title="Occupancy: no events")
         curve = hv.Curve(
-            (_local_naive(pd.DatetimeIndex(occ.index)), occ["occupancy"]), "time", "inside"
-        )
-        return curve.opts(
-            interpolation="steps-post",
+            (_local_naive(pd.DatetimeIndex(occ.index)), occ["occupancy"]),
+            "time",
+            "inside",
+            label="inside",
+        ).opts(interpolation="steps-post", color="#0b6bcb", line_width=2)
+        # The same bands as the timeline: a flat line where the cameras were down is not
+        # "nobody inside".
+        top = max(1, int(occ["occupancy"].max()))
+        shading = _shading(self.binned(), BIN_WIDTHS[self.bin], top)
+        chart = curve if shading is None else shading * curve
+        return chart.opts(
             title="Occupancy through the day (entries - exits)",
             responsive=True,
             height=CHART_HEIGHT,
-            color="#0b6bcb",
-            line_width=2,
         )
 
     def _camera_chart(self):
