@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -710,13 +710,31 @@ class Bench:
         print(f"events dashboard 1 never got, by when they were counted: {text}")
 
     def report_logs(self) -> None:
-        logs = sorted(self.folder.glob("*/*.log"))
-        found = {
-            f"{p.parent.name}/{p.name}": n
-            for p in logs
-            if (n := p.read_text(errors="replace").count("Traceback"))
-        }
-        print(f"tracebacks in the logs: {found or 'none'}")
+        """How many tracebacks each log has, and the errors they end in (most common first)."""
+        found = {}
+        for path in sorted(self.folder.glob("*/*.log")):
+            errors = _traceback_errors(path.read_text(errors="replace"))
+            if errors:
+                found[f"{path.parent.name}/{path.name}"] = errors
+        if not found:
+            print("tracebacks in the logs: none")
+        for name, errors in found.items():
+            print(f"tracebacks in {name}: {sum(errors.values())}")
+            for error, n in errors.most_common(3):
+                print(f"  {n} x {error[:160]}")
+
+
+def _traceback_errors(text: str) -> Counter[str]:
+    """The last line (the error) of each traceback in a log, counted."""
+    errors: Counter[str] = Counter()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            end = next(
+                (x for x in lines[i + 1 :] if x and not x.startswith((" ", "\t"))), "(cut off)"
+            )
+            errors[end] += 1
+    return errors
 
 
 def _ws(url: str) -> str:

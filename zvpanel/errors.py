@@ -85,10 +85,11 @@ class OutageLog:
         self._log = logger
         self.down = False
 
-    def failed(self, message: str, *args: object) -> None:
-        """An attempt failed: logged as a warning only if the one before worked."""
+    def failed(self, message: str, *args: object, exc_info: bool = False) -> None:
+        """An attempt failed: logged as a warning (with the traceback if ``exc_info``)
+        only if the one before worked."""
         if not self.down:
-            self._log.warning(message, *args)
+            self._log.warning(message, *args, exc_info=exc_info)
         self.down = True
 
     def ended(self, message: str, *args: object) -> None:

@@ -11,14 +11,17 @@ import logging
 import threading
 from typing import Self
 
+from .errors import OutageLog, one_line
+
 __all__ = ["PeriodicJob"]
 
 
 class PeriodicJob:
     """Calls :meth:`run_once` at :meth:`start` time and then every ``interval`` seconds,
     on a daemon thread named ``thread_name``, until :meth:`stop`. A step that raises is
-    logged with ``failure`` (by the subclass's module logger) and the next interval tries again: an outage of the database
-    must not end the job. Subclasses with another rhythm override :meth:`_loop`, waiting
+    logged with ``failure`` and its traceback (by the subclass's module logger), once until
+    a step works again, and the next interval tries again: an outage of the database must
+    not end the job, nor write a traceback every interval. Subclasses with another rhythm override :meth:`_loop`, waiting
     on ``self._stop`` so that :meth:`stop` ends them at once."""
 
     thread_name = "zvpanel-job"
@@ -43,9 +46,15 @@ class PeriodicJob:
         raise NotImplementedError
 
     def _loop(self) -> None:
+        outage = OutageLog(logging.getLogger(type(self).__module__))
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # top of the thread loop: try again at the next interval
-                logging.getLogger(type(self).__module__).exception(self.failure)
+            except Exception as error:  # top of the thread loop: try again at the next interval
+                outage.failed(
+                    "%s (%s); trying again every %g s", self.failure, one_line(error),
+                    self.interval, exc_info=True,
+                )  # fmt: skip
+            else:
+                outage.ended("%s: works again", self.thread_name)
             self._stop.wait(self.interval)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-from ..errors import AuthError
+from ..errors import AuthError, OutageLog, one_line
 from .auth import Claims, check_user
 
 __all__ = ["SessionWatch", "SESSION_WATCH", "Watched", "POLL_INTERVAL_S"]
@@ -79,12 +79,18 @@ class SessionWatch:
             self._fresh.discard(entry)
 
     def _run(self) -> None:
+        outage = OutageLog(log)  # one traceback per outage of the database, not one a poll
         while True:  # as long as the process: a daemon thread
             time.sleep(self.poll_interval_s)
             try:
                 self.check()
-            except Exception:  # the watch must outlive one bad read
-                log.exception("checking the open connections' tokens failed")
+            except Exception as error:  # the watch must outlive one bad read
+                outage.failed(
+                    "checking the open connections' tokens failed (%s)", one_line(error),
+                    exc_info=True,
+                )  # fmt: skip
+            else:
+                outage.ended("checking the open connections' tokens works again")
 
     def check(self) -> None:
         """End the watched connections whose token no longer holds (one pass)."""
