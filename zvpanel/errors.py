@@ -88,12 +88,12 @@ class OutageLog:
     def failed(self, message: str, *args: object, exc_info: bool = False) -> None:
         """An attempt failed: logged as a warning (with the traceback if ``exc_info``)
         only if the one before worked."""
-        if not self.down:
-            self._log.warning(message, *args, exc_info=exc_info)
+        if not self.down:  # the record names the caller's line, not this one
+            self._log.warning(message, *args, exc_info=True if exc_info else None, stacklevel=2)
         self.down = True
 
     def ended(self, message: str, *args: object) -> None:
         """An attempt worked: logged as info only if the one before failed."""
         if self.down:
-            self._log.info(message, *args)
+            self._log.info(message, *args, stacklevel=2)
         self.down = False
