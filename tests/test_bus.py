@@ -451,7 +451,8 @@ def test_a_dashboard_without_engine_shows_the_video_and_says_bus_unavailable(
     fleet, tmp_path, model_path, launch_chromium
 ):
     """The live page of a dashboard fed by the bus: the camera's real frames (asked for
-    with a watch), and during a broker outage 'bus unavailable', then video again."""
+    with a watch), and during a broker outage 'bus unavailable', then video again; its
+    overview shows the camera's health from the bus."""
     from playwright.sync_api import sync_playwright
     from serving import login
 
@@ -485,6 +486,15 @@ def test_a_dashboard_without_engine_shows_the_video_and_says_bus_unavailable(
         wait_until(lambda: BUS_UNAVAILABLE not in status.inner_text(), "the status to recover")
         first = canvas.get_attribute("data-frame")
         wait_until(lambda: canvas.get_attribute("data-frame") != first, "frames after the outage")
+        # The overview's camera health comes from the bus too: online, at the engine's rate.
+        page.goto(f"{server.url}/overview")
+        row = page.locator(".zv-overview-cameras .tabulator-row").first
+        row.wait_for()
+        assert row.locator('[tabulator-field="state"]').inner_text() == "online"
+        rate = row.locator('[tabulator-field="rate (fps)"]').inner_text()
+        assert rate.endswith(f"of {DETECTION_FPS:.1f}"), rate
+        stores = page.locator(".zv-overview-stores .tabulator-row").first
+        assert stores.locator('[tabulator-field="cameras"]').inner_text().startswith("1/1 online")
         browser.close()
 
 
