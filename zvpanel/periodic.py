@@ -21,8 +21,9 @@ class PeriodicJob:
     on a daemon thread named ``thread_name``, until :meth:`stop`. A step that raises is
     logged with ``failure`` and its traceback (by the subclass's module logger), once until
     a step works again, and the next interval tries again: an outage of the database must
-    not end the job, nor write a traceback every interval. Subclasses with another rhythm override :meth:`_loop`, waiting
-    on ``self._stop`` so that :meth:`stop` ends them at once."""
+    not end the job, nor write a traceback every interval. Subclasses with another rhythm
+    override :meth:`_loop`, waiting on ``self._stop`` so that :meth:`stop` ends them at
+    once."""
 
     thread_name = "zvpanel-job"
     failure = "a background job failed"

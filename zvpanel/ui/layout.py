@@ -101,10 +101,15 @@ def page(
 
 
 def view_page(
-    title: str, path: str, view: Callable[..., Viewable], app=None, claims=None
+    title: str,
+    path: str,
+    view: Callable[..., Viewable],
+    app=None,
+    claims: Claims | None = None,
 ) -> pn.Column:
     """The page at ``path`` whose body is ``view(app, claims)``, for the current session's
-    login (or the given ``app`` and ``claims``, in tests); without a login it only asks for one."""
+    login (or the given ``app`` and ``claims``, in tests); without a login it only asks
+    for one."""
     from ..app import get_app
 
     app = app or get_app()
