@@ -34,9 +34,7 @@ RELATIVE_PATHS = ("zvpanel/serve_setup.py", "zvpanel/web/auth_module.py")
 def test_serve_runs_the_readme_command(repo_root):
     """Same apps and flags as the README / browser tests, with the paths resolved."""
     command = panel_command(port=5006)
-    readme_flags = [
-        str(repo_root / arg) if arg in RELATIVE_PATHS else arg for arg in START_FLAGS
-    ]
+    readme_flags = [str(repo_root / arg) if arg in RELATIVE_PATHS else arg for arg in START_FLAGS]
     apps = sorted(str(p) for p in (repo_root / "apps").glob("*.py"))
     assert command[:4] == [sys.executable, "-m", "panel", "serve"]
     assert command[4:] == [*apps, *readme_flags, "--port", "5006"]
