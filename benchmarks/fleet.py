@@ -172,7 +172,8 @@ def bus_listener(url: str, detections: Detections) -> Iterator[None]:
 
     client.on_message = on_message
     client.reconnect_delay_set(1, 2)
-    client.connect(*parse_mqtt_url(url))
+    broker = parse_mqtt_url(url)
+    client.connect(broker.host, broker.port)
     client.loop_start()
     try:
         yield

@@ -66,7 +66,8 @@ class Recorder:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_connect = lambda c, *_: c.subscribe("zvpanel/v1/cameras/#", qos=1)
         self.client.on_message = self._on_message
-        self.client.connect(*parse_mqtt_url(url))
+        broker = parse_mqtt_url(url)
+        self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, message) -> None:
@@ -561,7 +562,8 @@ def _retained_statuses(url: str, camera_ids: list[int]) -> list[int]:
         [(camera_topic(camera_id, "status"), 1) for camera_id in camera_ids]
     )
     client.on_message = lambda c, u, message: got.append(orjson.loads(message.payload)["camera_id"])
-    client.connect(*parse_mqtt_url(url))
+    broker = parse_mqtt_url(url)
+    client.connect(broker.host, broker.port)
     client.loop_start()
     try:
         wait_until(lambda: camera_ids[-1] in got, "the last camera's retained status")

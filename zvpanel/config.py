@@ -201,8 +201,17 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         None,
         description=(
-            "MQTT broker (mqtt://host:port) of the fleet's bus: this process publishes its "
-            "cameras there and serves the cameras other processes publish. Unset: no bus."
+            "MQTT broker of the fleet's bus, mqtt://host:port, or mqtts:// for TLS, with "
+            "user:password@ before the host if the broker asks for a login: this process "
+            "publishes its cameras there and serves the cameras other processes publish. "
+            "Unset: no bus."
+        ),
+    )
+    mqtt_ca_file: Path | None = Field(
+        None,
+        description=(
+            "CA certificate (PEM) that signed an mqtts:// broker's certificate, for a "
+            "private CA. Unset: the system's CAs."
         ),
     )
     engine: bool = Field(
@@ -277,6 +286,13 @@ class Settings(BaseSettings):
             from .bus.client import parse_mqtt_url  # paho is imported only when a bus is set
 
             parse_mqtt_url(value)
+        return value
+
+    @field_validator("mqtt_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a file")
         return value
 
     @field_validator("imgsz")

@@ -92,8 +92,9 @@ class OutageLog:
             self._log.warning(message, *args, exc_info=True if exc_info else None, stacklevel=2)
         self.down = True
 
-    def ended(self, message: str, *args: object) -> None:
-        """An attempt worked: logged as info only if the one before failed."""
-        if self.down:
+    def ended(self, message: str | None = None, *args: object) -> None:
+        """An attempt worked: ``message`` logged as info only if the one before failed
+        (none: the caller says it worked its own way)."""
+        if self.down and message is not None:
             self._log.info(message, *args, stacklevel=2)
         self.down = False

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 import paho.mqtt.client as mqtt
 
 from ..engine.hub import ResultHub
+from ..errors import OutageLog
 from .client import KEEPALIVE_S, make_client, new_origin, parse_mqtt_url
 from .feed import BusFeed, CalibrationSource
 from .publisher import BusPublisher
@@ -50,11 +52,12 @@ class Bus:
         calibration_for: CalibrationSource | None = None,
         expected_cameras: Callable[[], Iterable[int]] = tuple,
         origin: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
-        self.address = parse_mqtt_url(url)
+        self.target = parse_mqtt_url(url)
         self.hub = hub
         self.origin = origin or new_origin()
-        self.client = make_client(self.origin)
+        self.client = make_client(self.origin, self.target, ca_file)
         self.feed = (
             BusFeed(hub, self.origin, calibration_for, expected_cameras)
             if calibration_for is not None
@@ -65,6 +68,8 @@ class Bus:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        # One line for each outage or refusal, not one per retry (every 1-2 s).
+        self._refused, self._unreachable = OutageLog(log), OutageLog(log)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
@@ -91,12 +96,12 @@ class Bus:
             publish=app.engine is not None,
             calibration_for=app.db.get_calibration if feed else None,
             expected_cameras=expected_cameras,
+            ca_file=app.settings.mqtt_ca_file,
         ).start()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Bus:
-        host, port = self.address
-        self.client.connect_async(host, port, KEEPALIVE_S)
+        self.client.connect_async(self.target.host, self.target.port, KEEPALIVE_S)
         self.client.loop_start()
         if self.publisher is not None:
             self.publisher.start()
@@ -106,7 +111,7 @@ class Bus:
                 target=self._renew_watches, name="zvpanel-bus-watches", daemon=True
             )
             self._renewer.start()
-        log.info("bus: %s connecting to mqtt://%s:%s", self.origin, host, port)
+        log.info("bus: %s connecting to %s", self.origin, self.target)
         return self
 
     def stop(self) -> None:
@@ -129,9 +134,13 @@ class Bus:
 
     # ------------------------------------------------------------------ paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("bus: the broker refused the connection: %s", reason_code)
+        if reason_code.is_failure:  # e.g. "Not authorized": a wrong user or password
+            self._refused.failed(
+                "bus: %s refused the connection: %s; retrying", self.target, reason_code
+            )
             return
+        self._refused.ended()  # "connected to" below says it
+        self._unreachable.ended()
         topics = []
         if self.publisher is not None:
             topics.append((subscription("watch"), 1))
@@ -145,12 +154,18 @@ class Bus:
         if self.feed is not None:
             self.feed.bus_back()
             self._send_watches()  # the broker forgot nothing, but the publisher may have
-        log.info("bus: connected to mqtt://%s:%s", *self.address)
+        log.info("bus: connected to %s", self.target)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._lost(f"disconnected ({reason_code})")
 
     def _on_connect_fail(self, client, userdata) -> None:
+        # paho does not say why: no broker there, a firewall, or a TLS certificate refused.
+        self._unreachable.failed(
+            "bus: cannot connect to %s (no broker there, or its TLS certificate not "
+            "trusted?); retrying",
+            self.target,
+        )
         self._lost("cannot connect")
 
     def _lost(self, why: str) -> None:
@@ -159,7 +174,7 @@ class Bus:
         if self._stop.is_set():
             return
         if was_connected:
-            log.warning("bus: mqtt://%s:%s %s; retrying", *self.address, why)
+            log.warning("bus: %s %s; retrying", self.target, why)
         if self.feed is not None:
             self.feed.bus_lost()
 
