@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,65 @@ def launch_chromium():
         return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
     return launch
+
+
+#: The Bokeh Figures a page rendered (its views' tree, walked in the browser).
+_COUNT_FIGURES_JS = """() => {
+    const types = [];
+    const walk = (view) => {
+        types.push(view.model.type);
+        for (const child of view.child_views || []) walk(child);
+    };
+    for (const view of Object.values(Bokeh.index)) walk(view);
+    return types.filter((t) => t === "Figure").length;
+}"""
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    figures: int  # Bokeh Figures rendered
+    canvases: int  # <canvas> elements, shadow roots included
+    heading: str  # the first <h1>, "" if none
+    errors: list[str]  # JavaScript errors on the page
+    remote: list[str]  # requests for anything but a file: URL (all refused)
+
+
+@pytest.fixture
+def render_offline(launch_chromium):
+    """``render_offline(html_path, **page_options)`` -> :class:`RenderedReport`: the file
+    opened in Chromium with every request but ``file:`` refused, once Bokeh has drawn."""
+    from playwright.sync_api import sync_playwright
+
+    def render(path: Path, **page_options) -> RenderedReport:
+        errors: list[str] = []
+        remote: list[str] = []
+
+        def route(r):
+            if r.request.url.startswith("file:"):
+                r.continue_()
+            else:
+                remote.append(r.request.url)
+                r.abort()
+
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            try:
+                page = browser.new_page(**page_options)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.route("**/*", route)
+                page.goto(path.as_uri())
+                page.wait_for_function(
+                    "() => window.Bokeh && Object.keys(Bokeh.index).length > 0", timeout=30_000
+                )
+                figures = page.evaluate(_COUNT_FIGURES_JS)
+                headings = page.locator("h1")
+                heading = headings.first.inner_text() if headings.count() else ""
+                canvases = page.locator("canvas").count()
+            finally:
+                browser.close()
+        return RenderedReport(figures, canvases, heading, errors, remote)
+
+    return render
 
 
 @pytest.fixture(scope="session")

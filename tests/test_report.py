@@ -123,45 +123,10 @@ def test_write_html_report_without_calibration(evaluation, tmp_path):
 
 
 @pytest.mark.ui
-def test_report_renders_in_a_browser_without_network(evaluation, tmp_path, launch_chromium):
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_a_browser_without_network(evaluation, tmp_path, render_offline):
     path = write_html_report(evaluation[0], tmp_path / "report.html", calibration=CALIBRATION)
-    errors: list[str] = []
-    remote: list[str] = []
-
-    def route(r):
-        if r.request.url.startswith("file:"):
-            r.continue_()
-        else:
-            remote.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("**/*", route)
-            page.goto(path.as_uri())
-            page.wait_for_function(
-                "() => window.Bokeh && Object.keys(Bokeh.index).length > 0", timeout=30_000
-            )
-            figures = page.evaluate(
-                """() => {
-                    const types = [];
-                    const walk = (view) => {
-                        types.push(view.model.type);
-                        for (const child of view.child_views || []) walk(child);
-                    };
-                    for (const view of Object.values(Bokeh.index)) walk(view);
-                    return types.filter((t) => t === "Figure").length;
-                }"""
-            )
-            canvases = page.locator("canvas").count()  # Playwright looks into shadow roots
-        finally:
-            browser.close()
+    shown = render_offline(path)
     # 2 lines: 2 over-time plots + bars + 2 position histograms + the frame plot.
-    assert figures == 6
-    assert canvases >= figures
-    assert errors == [] and remote == []
+    assert shown.figures == 6
+    assert shown.canvases >= shown.figures
+    assert shown.errors == [] and shown.remote == []

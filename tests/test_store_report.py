@@ -279,49 +279,13 @@ def test_report_period_names():
 
 
 @pytest.mark.ui
-def test_report_renders_in_a_browser_without_network(db, seeded, tmp_path, launch_chromium):
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_a_browser_without_network(db, seeded, tmp_path, render_offline):
     store, *_ = seeded
     files = write_store_report(db, store.id, ReportPeriod.day(DAY), tmp_path)
-    errors: list[str] = []
-    remote: list[str] = []
-
-    def route(r):
-        if r.request.url.startswith("file:"):
-            r.continue_()
-        else:
-            remote.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("**/*", route)
-            page.goto(files.html.as_uri())
-            page.wait_for_function(
-                "() => window.Bokeh && Object.keys(Bokeh.index).length > 0", timeout=30_000
-            )
-            figures = page.evaluate(
-                """() => {
-                    const types = [];
-                    const walk = (view) => {
-                        types.push(view.model.type);
-                        for (const child of view.child_views || []) walk(child);
-                    };
-                    for (const view of Object.values(Bokeh.index)) walk(view);
-                    return types.filter((t) => t === "Figure").length;
-                }"""
-            )
-            heading = page.locator("h1").inner_text()
-            canvases = page.locator("canvas").count()  # Playwright looks into shadow roots
-        finally:
-            browser.close()
-    assert heading == "Main <street>: daily report for Friday 2026-11-27"
-    assert figures == 3 and canvases >= figures  # timeline, occupancy, per camera
-    assert errors == [] and remote == []
+    shown = render_offline(files.html, viewport={"width": 1200, "height": 1400})
+    assert shown.heading == "Main <street>: daily report for Friday 2026-11-27"
+    assert shown.figures == 3 and shown.canvases >= shown.figures  # timeline, occupancy, cameras
+    assert shown.errors == [] and shown.remote == []
 
 
 def test_a_dashboard_process_writes_the_due_reports(tmp_path, monkeypatch):
