@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from mosquitto import SecuredBroker, secured_mosquitto
 
-from zvpanel.bus import Bus, parse_mqtt_url
+from zvpanel.bus import BUS_UNAVAILABLE, Bus, parse_mqtt_url
 from zvpanel.config import load_settings
 from zvpanel.engine import ResultHub
 from zvpanel.engine.result import CameraStatus
@@ -107,10 +107,19 @@ def test_a_refused_bus_says_why_once_and_never_the_password(broker, caplog, how,
         url, ca_file = broker.url(tls=True), None
     else:
         url, ca_file = f"mqtt://127.0.0.1:{broker.server.port}", None
-    bus = Bus(url, ResultHub(), publish=True, ca_file=ca_file).start()
+    hub = ResultHub()
+    bus = Bus(
+        url,
+        hub,
+        publish=True,
+        calibration_for=lambda camera_id: None,
+        expected_cameras=lambda: [CAMERA],
+        ca_file=ca_file,
+    ).start()
     try:
         time.sleep(RETRYING_S)  # it retries every 1-2 s meanwhile
         assert not bus.connected.is_set()
+        assert hub.status(CAMERA).reason == BUS_UNAVAILABLE  # what the live views show
     finally:
         bus.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
