@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from mosquitto import SecuredBroker, secured_mosquitto
@@ -31,6 +32,18 @@ def wait_until(condition: Callable[[], object], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {WAIT_S}s"
         time.sleep(0.1)
+
+
+def dashboard_bus(url: str, hub: ResultHub, ca_file: Path | None, publish: bool) -> Bus:
+    """A bus that feeds ``hub`` with :data:`CAMERA` (and publishes, with ``publish``)."""
+    return Bus(
+        url,
+        hub,
+        publish=publish,
+        calibration_for=lambda camera_id: None,
+        expected_cameras=lambda: [CAMERA],
+        ca_file=ca_file,
+    ).start()
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +80,7 @@ def test_status_travels_with_a_login_over_tls(broker, caplog):
     url = broker.url(tls=True)
     publisher_hub, dashboard_hub = ResultHub(), ResultHub()
     publisher = Bus(url, publisher_hub, publish=True, ca_file=broker.ca_file).start()
-    dashboard = Bus(
-        url,
-        dashboard_hub,
-        publish=False,
-        calibration_for=lambda camera_id: None,
-        expected_cameras=lambda: [CAMERA],
-        ca_file=broker.ca_file,
-    ).start()
+    dashboard = dashboard_bus(url, dashboard_hub, broker.ca_file, publish=False)
     try:
         wait_until(publisher.connected.is_set, "the publisher to log in")
         wait_until(dashboard.connected.is_set, "the dashboard to log in")
@@ -108,14 +114,7 @@ def test_a_refused_bus_says_why_once_and_never_the_password(broker, caplog, how,
     else:
         url, ca_file = f"mqtt://127.0.0.1:{broker.server.port}", None
     hub = ResultHub()
-    bus = Bus(
-        url,
-        hub,
-        publish=True,
-        calibration_for=lambda camera_id: None,
-        expected_cameras=lambda: [CAMERA],
-        ca_file=ca_file,
-    ).start()
+    bus = dashboard_bus(url, hub, ca_file, publish=True)
     try:
         time.sleep(RETRYING_S)  # it retries every 1-2 s meanwhile
         assert not bus.connected.is_set()
