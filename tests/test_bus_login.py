@@ -70,6 +70,14 @@ def test_a_login_and_tls_in_the_url_are_parsed_and_never_shown():
         assert "hunter22" not in str(error.value), error.value
 
 
+def test_the_settings_never_show_the_brokers_password():
+    with pytest.raises(ConfigError, match="ZVPANEL_MQTT_URL") as error:
+        load_settings(mqtt_url="mqtt://zv:hunter22@broker/topic")
+    assert "hunter22" not in str(error.value) and "zv:***@broker" in str(error.value)
+    settings = load_settings(mqtt_url="mqtts://zv:hunter22@broker")
+    assert "hunter22" not in repr(settings) and "hunter22" not in str(settings)
+
+
 def test_a_ca_file_that_is_not_there_is_refused_by_name(tmp_path):
     with pytest.raises(ConfigError, match="ZVPANEL_MQTT_CA_FILE.*missing.pem' is not a file"):
         load_settings(mqtt_url="mqtts://broker", mqtt_ca_file=tmp_path / "missing.pem")

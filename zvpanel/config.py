@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .display import mask_source
 from .errors import ConfigError
 
 __all__ = ["Settings", "TrackerKind", "load_settings", "get_settings", "ENV_PREFIX", "PROJECT_ROOT"]
@@ -198,7 +199,8 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra Origins (host[:port]) allowed on the WebSocket feed, comma separated.",
     )
-    mqtt_url: str | None = Field(
+    # A secret: the URL may hold the broker's password.
+    mqtt_url: SecretStr | None = Field(
         None,
         description=(
             "MQTT broker of the fleet's bus, mqtt://host:port, or mqtts:// for TLS, with "
@@ -281,11 +283,11 @@ class Settings(BaseSettings):
 
     @field_validator("mqtt_url")
     @classmethod
-    def _mqtt_url(cls, value: str | None) -> str | None:
+    def _mqtt_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             from .bus.client import parse_mqtt_url  # paho is imported only when a bus is set
 
-            parse_mqtt_url(value)
+            parse_mqtt_url(value.get_secret_value())
         return value
 
     @field_validator("mqtt_ca_file")
@@ -417,6 +419,8 @@ def _describe(error: ValidationError) -> str:
         field = ".".join(str(part) for part in item["loc"]) or "settings"
         env = f"{ENV_PREFIX}{field.upper()}"
         value = item.get("input")
+        if isinstance(value, str):
+            value = mask_source(value)  # a URL's password is not shown
         shown = "" if isinstance(value, dict) or field == "jwt_secret" else f" (got {value!r})"
         lines.append(f"  {env}{shown}: {item['msg']}")
     lines.append("Fix the environment variable(s) above and start again.")

@@ -91,7 +91,7 @@ class Bus:
             return [c for c in cameras if app.engine is None or not app.runs_camera(c)]
 
         return cls(
-            app.settings.mqtt_url,
+            app.settings.mqtt_url.get_secret_value(),
             app.hub,
             publish=app.engine is not None,
             calibration_for=app.db.get_calibration if feed else None,
