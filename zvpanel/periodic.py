@@ -1,8 +1,8 @@
 """Background jobs that do one step every few seconds on a daemon thread until stopped.
 
-The retention roll-up, the occupancy alerts, the store reports, a node's forwarder and its
-leases all have this shape; they differ only in their step and in what a failed step
-logs, so the thread, its stop event and the join live here once.
+The retention roll-up, the occupancy alerts, the store reports, a node's forwarder, leases
+and heartbeat all have this shape; they differ only in their step and in what a failed
+step logs, so the thread, its stop event and the join live here once.
 """
 
 from __future__ import annotations

@@ -10,12 +10,13 @@ engine and the heartbeat. It creates no users or demo cameras: the dashboards do
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..app import App
 from ..config import Settings
-from ..errors import OutageLog, one_line
+from ..periodic import PeriodicJob
+from ..storage import Database
 from ..storage.fleet import NodeBeat
 from ..storage.values import check_name, now_text
 from .leases import Leases
@@ -27,6 +28,22 @@ log = logging.getLogger(__name__)
 
 #: How often a node writes its heartbeat (cameras, rates, backlog) to the database.
 HEARTBEAT_SECONDS = 2.0
+
+
+class Heartbeat(PeriodicJob):
+    """Writes ``beat()`` (the node's cameras, rates and backlog) to the database every
+    :data:`HEARTBEAT_SECONDS`; a database outage is logged once, like the other jobs'."""
+
+    thread_name = "zvpanel-heartbeat"
+
+    def __init__(self, db: Database, beat: Callable[[], NodeBeat], node: str) -> None:
+        super().__init__(HEARTBEAT_SECONDS)
+        self.db = db
+        self.beat = beat
+        self.failure = f"node {node}: heartbeat failed"
+
+    def run_once(self) -> None:
+        self.db.heartbeat(self.beat())
 
 
 class NodeApp(App):
@@ -52,8 +69,7 @@ class NodeApp(App):
         self.leases: Leases | None = None
         self.forwarder: Forwarder | None = None
         self.started_at = now_text()
-        self._beats = threading.Event()
-        self._beat_thread: threading.Thread | None = None
+        self.heartbeat: Heartbeat | None = None
 
     def start(self) -> NodeApp:
         try:
@@ -108,17 +124,12 @@ class NodeApp(App):
         ).start()
 
     def start_heartbeat(self) -> None:
-        self._beats.clear()
-        self._beat_thread = threading.Thread(
-            target=self._beat_loop, name="zvpanel-heartbeat", daemon=True
-        )
-        self._beat_thread.start()
+        self.heartbeat = Heartbeat(self.db, self.beat, self.name).start()
 
     def stop_heartbeat(self) -> None:
-        self._beats.set()
-        if self._beat_thread is not None:
-            self._beat_thread.join()
-            self._beat_thread = None
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
 
     def stop_leases(self) -> None:
         if self.leases is not None:
@@ -161,15 +172,3 @@ class NodeApp(App):
             hardware_limited=any(s.hardware_limited for s in running),
             backlog=self.outbox.backlog(),
         )
-
-    def _beat_loop(self) -> None:
-        outage = OutageLog(log)  # one line per outage, not one every 2 s
-        while True:
-            try:
-                self.db.heartbeat(self.beat())
-            except Exception as error:  # top of the thread loop: the database may be down
-                outage.failed("node %s: heartbeat failed (%s)", self.name, one_line(error))
-            else:
-                outage.ended("node %s: heartbeats written again", self.name)
-            if self._beats.wait(HEARTBEAT_SECONDS):
-                return
