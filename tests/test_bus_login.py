@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mosquitto import SecuredBroker, secured_mosquitto
+from test_bus import wait_until
 
 from zvpanel.bus import BUS_UNAVAILABLE, Bus, parse_mqtt_url
 from zvpanel.config import load_settings
@@ -25,13 +26,6 @@ CAMERA = 7
 WAIT_S = 20.0
 #: How long a refused client is watched retrying.
 RETRYING_S = 5.0
-
-
-def wait_until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {WAIT_S}s"
-        time.sleep(0.1)
 
 
 def dashboard_bus(url: str, hub: ResultHub, ca_file: Path | None, publish: bool) -> Bus:
@@ -90,12 +84,13 @@ def test_status_travels_with_a_login_over_tls(broker, caplog):
     publisher = Bus(url, publisher_hub, publish=True, ca_file=broker.ca_file).start()
     dashboard = dashboard_bus(url, dashboard_hub, broker.ca_file, publish=False)
     try:
-        wait_until(publisher.connected.is_set, "the publisher to log in")
-        wait_until(dashboard.connected.is_set, "the dashboard to log in")
+        wait_until(publisher.connected.is_set, "the publisher to log in", WAIT_S)
+        wait_until(dashboard.connected.is_set, "the dashboard to log in", WAIT_S)
         publisher_hub.set_status(CameraStatus(CAMERA, "online"))
         wait_until(
             lambda: getattr(dashboard_hub.status(CAMERA), "state", None) == "online",
             "the camera's status on the dashboard",
+            WAIT_S,
         )
     finally:
         dashboard.stop()
